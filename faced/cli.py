@@ -1,0 +1,377 @@
+"""The `faced` command. The only place where errors become messages and exit codes.
+
+Exit codes: 0 done (bad photos are data, not failures), 2 usage or configuration error,
+1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from faced import __version__
+from faced.config import Config, load_config
+from faced.encode import EncodeResult, encode_file
+from faced.errors import ConfigError, FacedError, UsageError
+from faced.layout import sanitize_name
+from faced.logs import setup_logging
+from faced.pipeline import Library, run_scan
+from faced.store import Store
+from faced.workers import EncoderPool, pool_size
+
+log = logging.getLogger("faced")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        config_path = args.config or (
+            Path(os.environ["FACED_CONFIG"]) if os.environ.get("FACED_CONFIG") else None
+        )
+        cfg = load_config(config_path)
+        setup_logging("debug" if args.verbose else "warning" if args.quiet else cfg.log_level)
+        result: int = args.func(args, cfg)
+        return result
+    except ConfigError as exc:
+        print(f"faced: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"faced: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FacedError as exc:
+        print(f"faced: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("faced: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML configuration (default: $FACED_CONFIG, else built-in defaults)",
+    )
+    common.add_argument(
+        "--state",
+        type=Path,
+        metavar="STATE_DIR",
+        help="folder of faced's database (default: from the config)",
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    common.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+
+    parser = argparse.ArgumentParser(
+        prog="faced",
+        description="Finds every face in your photos, learns who is who, and keeps "
+        "a folder per person up to date.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"faced {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "scan",
+        parents=[common],
+        help="scan folders once and publish person folders",
+        description="Find photos below PHOTOS_DIR (recursively), encode new or changed "
+        "ones, forget deleted ones, cluster, and publish a folder per person.",
+    )
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTOS_DIR")
+    p.add_argument("--output", "-o", type=Path, required=True, metavar="PEOPLE_DIR")
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run the daemon in the foreground",
+        description="Watch folders and keep the person folders up to date.",
+    )
+    p.add_argument(
+        "--watch",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="folder to watch (repeatable; replaces the config's list)",
+    )
+    p.add_argument("--output", "-o", type=Path, metavar="PEOPLE_DIR")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", parents=[common], help="counts of images, faces, people, errors")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--errors", action="store_true", help="list recent unreadable files")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("people", parents=[common], help="list people: id, name, faces, photos")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_people)
+
+    p = sub.add_parser(
+        "name",
+        parents=[common],
+        help="name a person",
+        description="Name a person (the folder is renamed). PERSON is an id, "
+        "person_NNNN, or a current name.",
+    )
+    p.add_argument("person", metavar="PERSON")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_name)
+
+    p = sub.add_parser(
+        "merge",
+        parents=[common],
+        help="merge people into the first one",
+        description="Merge the other PERSONs into the first, for good. The result "
+        "keeps a name if any of them had one (the first's, preferably).",
+    )
+    p.add_argument("people", nargs="+", metavar="PERSON")
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser(
+        "reject",
+        parents=[common],
+        help="say a photo is not of a person",
+        description="The face that put PHOTO in PERSON's folder is not that person; "
+        "it never goes back there. Same as deleting the link from the folder.",
+    )
+    p.add_argument("person", metavar="PERSON")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    p.set_defaults(func=cmd_reject)
+
+    p = sub.add_parser(
+        "eval",
+        parents=[common],
+        help="measure clustering on labelled folders",
+        description="Run the real pipeline on LABELLED_DIR/<person>/... into a "
+        "temporary state and score the people found against the folder labels.",
+    )
+    p.add_argument("labelled", type=Path, metavar="LABELLED_DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+# -- scan ----------------------------------------------------------------------------------------
+
+
+def encoder(cfg: Config) -> Any:
+    """A function that encodes a list of paths, with a progress bar on a terminal."""
+
+    def encode(todo: list[bytes]) -> Iterator[EncodeResult]:
+        if not todo:
+            return
+        workers = min(pool_size(cfg.daemon.workers), len(todo))
+        if workers <= 1:
+            results: Iterable[EncodeResult] = (
+                encode_file(p, cfg.images, cfg.detection) for p in todo
+            )
+            yield from _progress(results, len(todo))
+            return
+        pool = EncoderPool(cfg.images, cfg.detection, workers)
+        try:
+            yield from _progress(pool.map(todo), len(todo))
+        finally:
+            pool.close()
+
+    return encode
+
+
+def _progress(results: Iterable[EncodeResult], total: int) -> Iterator[EncodeResult]:
+    """A progress bar on a terminal; a log line every 10 s otherwise."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm(), tqdm(total=total, unit="photo", dynamic_ncols=True) as bar:
+            for r in results:
+                bar.update()
+                yield r
+        return
+    start = last = time.monotonic()
+    for i, r in enumerate(results, 1):
+        now = time.monotonic()
+        if now - last >= 10 or i == total:
+            log.info("encoded %d/%d photos (%.1f/s)", i, total, i / max(now - start, 1e-9))
+            last = now
+        yield r
+
+
+def _existing_dirs(paths: list[Path]) -> list[Path]:
+    for p in paths:
+        if not p.is_dir():
+            raise UsageError(f"{p}: not a folder")
+    return [p.absolute() for p in paths]
+
+
+def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
+    roots = _existing_dirs(args.photos)
+    cfg = cfg.with_paths(watch=roots, output=args.output, state=args.state)
+    with Store(cfg.state) as store:
+        lib = Library(cfg, store)
+        plan, _ = run_scan(lib, roots, encoder(cfg))
+        counts = store.counts(cfg.clustering.min_faces)
+    log.warning(
+        "scan done: %d photo(s) read, %d unchanged, %d moved, %d gone; %d faces, %d people, "
+        "%d unreadable; people folders in %s",
+        len(plan.todo),
+        plan.unchanged,
+        len(plan.moved),
+        len(plan.gone),
+        counts["faces"],
+        counts["people"],
+        counts["errors"],
+        cfg.output,
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    from faced.daemon import run_daemon
+
+    watch = _existing_dirs(args.watch) if args.watch else None
+    cfg = cfg.with_paths(watch=watch, output=args.output, state=args.state)
+    return run_daemon(cfg, config_path=args.config)
+
+
+# -- status and people ---------------------------------------------------------------------------
+
+
+def _state(args: argparse.Namespace, cfg: Config) -> Config:
+    return cfg.with_paths(state=args.state) if args.state else cfg
+
+
+def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
+    cfg = _state(args, cfg)
+    if not (cfg.state / "faced.sqlite3").exists():
+        counts: dict[str, Any] = {"images": 0, "faces": 0, "people": 0, "errors": 0}
+        errors: list[tuple[str, str]] = []
+    else:
+        with Store(cfg.state, readonly=True) as store:
+            counts = dict(store.counts(cfg.clustering.min_faces))
+            errors = store.errors(50 if args.errors else 5)
+    counts["state"] = str(cfg.state)
+    counts["daemon_running"] = Store.owner_running(cfg.state)
+    if args.json:
+        counts["recent_errors"] = [{"path": p, "reason": r} for p, r in errors]
+        print(json.dumps(counts, indent=2, sort_keys=True))
+        return EXIT_OK
+    for key in ("images", "faces", "people", "errors"):
+        print(f"{key:>8}: {counts[key]}")
+    running = "  (a scan or daemon is running)" if counts["daemon_running"] else ""
+    print(f"{'state':>8}: {cfg.state}{running}")
+    if errors and (args.errors or counts["errors"]):
+        print("recent unreadable files:")
+        for path, reason in errors:
+            print(f"  {path!r}: {reason}")
+    return EXIT_OK
+
+
+def cmd_people(args: argparse.Namespace, cfg: Config) -> int:
+    cfg = _state(args, cfg)
+    with Store(cfg.state, readonly=True) as store:
+        people = store.people_summary()
+    if args.json:
+        print(json.dumps(people, indent=2))
+        return EXIT_OK
+    print(f"{'person':<14} {'faces':>6} {'photos':>6}  name / folder")
+    for p in people:
+        label = p["name"] or ""
+        folder = p["folder"] or f"(no folder: fewer than {cfg.clustering.min_faces} faces)"
+        print(f"{p['person']:<14} {p['faces']:>6} {p['photos']:>6}  {label or folder}")
+    return EXIT_OK
+
+
+# -- corrections ---------------------------------------------------------------------------------
+
+
+def _person(store: Store, token: str) -> int:
+    pid = store.find_person(token)
+    if pid is None:
+        raise UsageError(f"no such person: {token!r} (see `faced people`)")
+    return pid
+
+
+def _after_edit(cfg: Config) -> None:
+    """Re-publish now, or leave it to the running daemon, which watches for edits."""
+    if Store.owner_running(cfg.state):
+        log.warning("the running faced daemon applies this to the folders within seconds")
+        return
+    with Store(cfg.state) as store:
+        Library(cfg, store).refresh(force=True)
+
+
+def cmd_name(args: argparse.Namespace, cfg: Config) -> int:
+    cfg = _state(args, cfg)
+    name = args.name.strip()
+    if not sanitize_name(name):
+        raise UsageError(f"{args.name!r} cannot be a folder name")
+    with Store(cfg.state, exclusive=False) as store:
+        pid = _person(store, args.person)
+        store.set_name(pid, name)
+        store.touch_edits()
+    _after_edit(cfg)
+    print(f"person_{pid:04d} is now {name!r}")
+    return EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace, cfg: Config) -> int:
+    cfg = _state(args, cfg)
+    if len(args.people) < 2:
+        raise UsageError("merge needs at least two people")
+    with Store(cfg.state, exclusive=False) as store:
+        ids = [_person(store, t) for t in args.people]
+        if len(set(ids)) < len(ids):
+            raise UsageError("the same person is named twice")
+        store.merge(ids[0], ids[1:])
+        store.touch_edits()
+    _after_edit(cfg)
+    print(f"merged {', '.join(f'person_{i:04d}' for i in ids[1:])} into person_{ids[0]:04d}")
+    return EXIT_OK
+
+
+def cmd_reject(args: argparse.Namespace, cfg: Config) -> int:
+    cfg = _state(args, cfg)
+    with Store(cfg.state, exclusive=False) as store:
+        pid = _person(store, args.person)
+        image_ids = []
+        for photo in args.photos:
+            row = None
+            for candidate in (os.path.abspath(photo), os.path.realpath(photo)):
+                row = store.image(os.fsencode(candidate))
+                if row:
+                    break
+            if row is None:
+                raise UsageError(f"{photo}: not a photo faced knows")
+            image_ids.append(row.id)
+        n = store.reject(pid, image_ids)
+        store.touch_edits()
+    _after_edit(cfg)
+    print(f"{n} face(s) will not be person_{pid:04d} again")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
+    from faced.evaluate import evaluate, format_report
+
+    if not args.labelled.is_dir():
+        raise UsageError(f"{args.labelled}: not a folder")
+    report = evaluate(args.labelled.absolute(), cfg, encoder(cfg), state=args.state)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return EXIT_OK

@@ -1,0 +1,170 @@
+"""Faces to clusters: a pure function over descriptor arrays.
+
+Why not DBSCAN alone: DBSCAN is single linkage at heart; one chain of near faces joins two
+people, and the bigger the library the more such chains. Average linkage does not chain, but a
+fixed threshold trades lone strangers pairing up (low threshold too high) against big clusters
+splitting (threshold too low). So faced cuts the average-linkage tree with a threshold that
+depends on size: two lone faces must be within `pair_threshold` of each other to become a
+person, while a face or group joining an established cluster may be as far as
+`link_threshold` on average. The step between them shrinks as 1/sqrt(size), the rate at which
+an average over more faces becomes a steadier estimate.
+
+DBSCAN still does a job it is exact at: with eps = link_threshold and min_samples = 1 its clusters
+are the connected components of the "closer than link_threshold" graph, and no average-linkage
+merge at or below link_threshold can cross two of them. Each component is clustered on its own,
+so the quadratic step only ever sees one neighbourhood of faces.
+
+Labels are 0..k-1 per cluster and -1 for a face left alone (noise).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.hierarchy import linkage
+from scipy.spatial.distance import pdist
+from sklearn.cluster import DBSCAN
+
+log = logging.getLogger(__name__)
+
+# Above this many faces in one component the exact tree (n²/2 distances) is not built at once;
+# the component is first split by DBSCAN at tighter radii. 12k faces = 576 MB of distances.
+MAX_EXACT = 12_000
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    """Thresholds in dlib descriptor distance (euclidean; 0.6 is dlib's same-person line)."""
+
+    pair_threshold: float = 0.48
+    link_threshold: float = 0.6
+    one_face_per_photo: bool = True
+
+
+def merge_threshold(size: int, p: ClusterParams) -> float:
+    """How far apart (average distance) two groups may be to merge, given the larger's size."""
+    return p.link_threshold - (p.link_threshold - p.pair_threshold) / float(np.sqrt(size))
+
+
+def cluster_faces(
+    encodings: np.ndarray, image_ids: np.ndarray, params: ClusterParams
+) -> np.ndarray:
+    """Cluster (n, 128) descriptors; `image_ids` says which faces share a photo.
+
+    Returns int64 labels (n,), -1 for faces that belong to no cluster. Deterministic: the same
+    input gives the same labels.
+    """
+    n = len(encodings)
+    labels = np.full(n, -1, dtype=np.int64)
+    if n < 2:
+        return labels
+    x = np.ascontiguousarray(encodings, dtype=np.float32)
+    next_label = 0
+    for members in _components(x, params.link_threshold):
+        if len(members) < 2:
+            continue
+        for sub in _split_large(x, members, params):
+            local = _average_linkage_cut(x[sub], params)
+            for lab in np.unique(local[local >= 0]):
+                labels[sub[local == lab]] = next_label
+                next_label += 1
+    if params.one_face_per_photo:
+        labels = _one_face_per_photo(x, np.asarray(image_ids), labels)
+    return _renumber(labels)
+
+
+def _components(x: np.ndarray, radius: float) -> list[np.ndarray]:
+    """Connected components of the graph linking faces closer than `radius` (DBSCAN, min 1)."""
+    comp = DBSCAN(eps=radius, min_samples=1, algorithm="brute", n_jobs=1).fit_predict(x)
+    order = np.argsort(comp, kind="stable")
+    bounds = np.flatnonzero(np.diff(comp[order])) + 1
+    return [np.sort(g) for g in np.split(order, bounds)]
+
+
+def _split_large(x: np.ndarray, members: np.ndarray, params: ClusterParams) -> list[np.ndarray]:
+    """Break a component too large for the exact tree into tighter DBSCAN components."""
+    if len(members) <= MAX_EXACT:
+        return [members]
+    log.warning(
+        "a group of %d similar faces is split before clustering (MAX_EXACT %d)",
+        len(members),
+        MAX_EXACT,
+    )
+    radius = params.link_threshold
+    pending, done = [members], []
+    while pending:
+        group = pending.pop()
+        if len(group) <= MAX_EXACT or radius <= 0.2:
+            done.append(group[:MAX_EXACT] if len(group) > MAX_EXACT else group)
+            continue
+        radius -= 0.04
+        pending.extend(group[sub] for sub in _components(x[group], radius))
+    return done
+
+
+def _average_linkage_cut(x: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Average-linkage tree of `x`, cut where a merge is farther than merge_threshold allows."""
+    n = len(x)
+    tree = linkage(pdist(x.astype(np.float64)), method="average")
+    size = np.ones(2 * n - 1, dtype=np.int64)
+    accepted = np.zeros(2 * n - 1, dtype=bool)
+    accepted[:n] = True
+    parent = np.full(2 * n - 1, -1, dtype=np.int64)
+    for k, (a, b, height, count) in enumerate(tree):
+        a, b, node = int(a), int(b), n + k
+        size[node] = int(count)
+        parent[a] = parent[b] = node
+        limit = merge_threshold(int(max(size[a], size[b])), params)
+        # A rejected merge blocks every merge above it: clusters are whole subtrees.
+        accepted[node] = accepted[a] and accepted[b] and height <= limit
+    # Each leaf's cluster is its highest accepted ancestor.
+    top = np.arange(2 * n - 1)
+    for node in range(2 * n - 2, -1, -1):
+        p = parent[node]
+        if p >= 0 and accepted[p]:
+            top[node] = top[p]
+    roots = top[:n]
+    _, inverse, counts = np.unique(roots, return_inverse=True, return_counts=True)
+    return np.where(counts[inverse] > 1, inverse, -1).astype(np.int64)
+
+
+def _one_face_per_photo(x: np.ndarray, image_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Where a cluster holds two faces of one photo, keep the one nearest the cluster's centre."""
+    labels = labels.copy()
+    clustered = np.flatnonzero(labels >= 0)
+    key = labels[clustered] * (image_ids.max() + 1) + image_ids[clustered]
+    _, first, counts = np.unique(key, return_index=True, return_counts=True)
+    for k in np.flatnonzero(counts > 1):
+        lab = labels[clustered[first[k]]]
+        mates = np.flatnonzero((labels == lab) & (image_ids == image_ids[clustered[first[k]]]))
+        centre = x[labels == lab].mean(axis=0)
+        keep = mates[np.argmin(np.linalg.norm(x[mates] - centre, axis=1))]
+        labels[mates[mates != keep]] = -1
+    return labels
+
+
+def _renumber(labels: np.ndarray) -> np.ndarray:
+    """Labels 0..k-1 in order of first appearance; clusters shrunk to one face become noise."""
+    out = np.full(len(labels), -1, dtype=np.int64)
+    valid = labels >= 0
+    if not valid.any():
+        return out
+    uniq, first, inverse, counts = np.unique(
+        labels[valid], return_index=True, return_inverse=True, return_counts=True
+    )
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))
+    new = np.where(counts[inverse] > 1, rank[inverse], -1)
+    out[valid] = new
+    return _compact(out)
+
+
+def _compact(labels: np.ndarray) -> np.ndarray:
+    valid = labels >= 0
+    if valid.any():
+        _, inv = np.unique(labels[valid], return_inverse=True)
+        labels = labels.copy()
+        labels[valid] = inv
+    return labels

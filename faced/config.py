@@ -1,0 +1,306 @@
+"""The configuration: one frozen, typed object, loaded from YAML and validated up front.
+
+Every problem in a file is reported at once, each with the file and the key path
+(`faced.yaml: clustering.eps: must be > 0, got -1`), before anything runs. Relative paths in
+a file are taken relative to that file's folder; in the built-in defaults, to the current folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from faced.errors import ConfigError
+
+DEFAULT_SOURCE = "<built-in defaults>"
+
+
+def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, **kw: Any) -> Any:
+    """A dataclass field with optional numeric bounds, checked by the loader."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, **kw})
+
+
+@dataclass(frozen=True)
+class WatchFolder:
+    """A folder the daemon watches. `polling` is for network shares, where inotify sees nothing."""
+
+    path: Path
+    polling: bool = False
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    """Which files are images and how much of one faced is willing to decode."""
+
+    # Files are picked up by extension; what they really are is decided by their content.
+    extensions: tuple[str, ...] = (
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".webp",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".gif",
+    )
+    formats: tuple[str, ...] = ("jpeg", "png", "webp", "bmp", "tiff", "gif")
+    # Decompression-bomb guard: more pixels than this is an error, checked before decoding.
+    max_pixels: int = _opt(150_000_000, lo=1)
+    max_file_mb: int = _opt(300, lo=1)
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """Face detection and description (dlib, the models of face_recognition)."""
+
+    detector: Literal["hog", "cnn"] = "hog"
+    upsample: int = _opt(1, lo=0, hi=4)
+    # Detection runs on a copy whose longest side is at most this (0: full size); boxes are
+    # mapped back and descriptors computed on the full-resolution image.
+    max_side: int = _opt(2000, lo=0)
+    jitters: int = _opt(1, lo=1, hi=100)
+    # Faces whose box is shorter than this (in pixels of the displayed image) are dropped.
+    min_face_px: int = _opt(0, lo=0)
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    """How faces become people (see faced/cluster.py). Distances are dlib descriptor distances."""
+
+    # Two lone faces this close (or closer) become a person.
+    pair_threshold: float = _opt(0.48, lo=0.05, hi=1.5)
+    # A face or group joins an established person up to this average distance.
+    link_threshold: float = _opt(0.6, lo=0.05, hi=1.5)
+    # A person needs this many faces before it gets a folder.
+    min_faces: int = _opt(2, lo=1)
+    # Two faces in one photo are never the same person.
+    one_face_per_photo: bool = True
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """The person folders."""
+
+    montage_faces: int = _opt(25, lo=1, hi=400)
+    montage_tile: int = _opt(128, lo=16, hi=1024)
+    unknown: str = "unknown"
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """The long-running service."""
+
+    workers: int = _opt(0, lo=0)  # 0: one per CPU
+    debounce_seconds: float = _opt(10.0, lo=0.0)
+    max_delay_seconds: float = _opt(120.0, lo=0.0)
+    rescan_minutes: float = _opt(60.0, lo=0.0)  # 0: only at start
+    queue_size: int = _opt(256, lo=1)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything faced needs to run, passed explicitly; there is no global config."""
+
+    watch: tuple[WatchFolder, ...] = (WatchFolder(Path("photos")),)
+    output: Path = Path("people")
+    state: Path = Path("faced-state")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    images: ImagesConfig = ImagesConfig()
+    detection: DetectionConfig = DetectionConfig()
+    clustering: ClusteringConfig = ClusteringConfig()
+    publish: PublishConfig = PublishConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    source: str = field(default=DEFAULT_SOURCE, metadata={"internal": True})
+
+    def with_paths(
+        self,
+        *,
+        watch: list[Path] | None = None,
+        output: Path | None = None,
+        state: Path | None = None,
+    ) -> Config:
+        """A copy with command-line path overrides applied (made absolute against the cwd)."""
+        changes: dict[str, Any] = {}
+        if watch:
+            polling = {w.path: w.polling for w in self.watch}
+            changes["watch"] = tuple(
+                WatchFolder(p.absolute(), polling.get(p.absolute(), False)) for p in watch
+            )
+        if output is not None:
+            changes["output"] = output.absolute()
+        if state is not None:
+            changes["state"] = state.absolute()
+        return dataclasses.replace(self, **changes)
+
+
+def load_config(path: Path | None) -> Config:
+    """Load `path` (or the built-in defaults when None) into a validated Config.
+
+    Raises ConfigError listing every problem, each prefixed by the file name and key path.
+    """
+    if path is None:
+        return _absolutize(Config(), Path.cwd())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}".replace("\n", " ")]) from exc
+    return config_from_mapping(data or {}, source=str(path), base=path.parent)
+
+
+def config_from_mapping(data: object, *, source: str, base: Path) -> Config:
+    """Validate an already-parsed mapping; `source` names it in messages, `base` anchors paths."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: the top level must be a mapping of keys, got {_kind(data)}"])
+    values = _section(Config, data, "", problems)
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    cfg = Config(**values, source=source)
+    cfg = _absolutize(cfg, base)
+    _check_consistency(cfg, source)
+    return cfg
+
+
+def _absolutize(cfg: Config, base: Path) -> Config:
+    def absolute(p: Path) -> Path:
+        p = p.expanduser()
+        return Path(os.path.normpath(p if p.is_absolute() else base.absolute() / p))
+
+    return dataclasses.replace(
+        cfg,
+        watch=tuple(WatchFolder(absolute(w.path), w.polling) for w in cfg.watch),
+        output=absolute(cfg.output),
+        state=absolute(cfg.state),
+    )
+
+
+def _check_consistency(cfg: Config, source: str) -> None:
+    problems = []
+    if cfg.daemon.max_delay_seconds < cfg.daemon.debounce_seconds:
+        problems.append("daemon.max_delay_seconds: must be >= daemon.debounce_seconds")
+    if cfg.clustering.pair_threshold > cfg.clustering.link_threshold:
+        problems.append("clustering.pair_threshold: must be <= clustering.link_threshold")
+    if cfg.output == cfg.state:
+        problems.append("state: must not be the same folder as output")
+    if "/" in cfg.publish.unknown or cfg.publish.unknown.startswith(".") or not cfg.publish.unknown:
+        problems.append("publish.unknown: must be a plain folder name")
+    for i, w in enumerate(cfg.watch):
+        if w.path in (cfg.output, cfg.state):
+            problems.append(f"watch[{i}]: must not be the output or state folder")
+    known = {"jpeg", "png", "webp", "bmp", "tiff", "gif"}
+    for i, f in enumerate(cfg.images.formats):
+        if f not in known:
+            problems.append(f"images.formats[{i}]: unknown format {f!r} (known: {sorted(known)})")
+    for i, e in enumerate(cfg.images.extensions):
+        if not e.startswith("."):
+            problems.append(f"images.extensions[{i}]: must start with a dot, got {e!r}")
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+
+
+def _kind(value: object) -> str:
+    return {
+        type(None): "nothing",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
+
+
+def _section(cls: type, data: dict[str, Any], prefix: str, problems: list[str]) -> dict[str, Any]:
+    """Check `data` against dataclass `cls`; return constructor kwargs for the keys given."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        keypath = f"{prefix}{key}"
+        if key not in fields:
+            problems.append(f"{keypath}: unknown key (known: {', '.join(sorted(fields))})")
+            continue
+        f = fields[key]
+        converted = _convert(hints[key], value, keypath, problems)
+        if converted is _INVALID:
+            continue
+        lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
+        if lo is not None and converted < lo:
+            problems.append(f"{keypath}: must be >= {lo}, got {value!r}")
+            continue
+        if hi is not None and converted > hi:
+            problems.append(f"{keypath}: must be <= {hi}, got {value!r}")
+            continue
+        out[key] = converted
+    return out
+
+
+_INVALID = object()
+
+
+def _convert(tp: Any, value: Any, keypath: str, problems: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            problems.append(f"{keypath}: must be a mapping, got {_kind(value)}")
+            return _INVALID
+        before = len(problems)
+        kwargs = _section(tp, value, keypath + ".", problems)  # type: ignore[arg-type]
+        if tp is WatchFolder and "path" not in kwargs and len(problems) == before:
+            problems.append(f"{keypath}.path: required")
+        return _INVALID if len(problems) > before else tp(**kwargs)  # type: ignore[operator]
+    if origin is tuple:
+        item_tp = typing.get_args(tp)[0]
+        if tp == tuple[WatchFolder, ...] and isinstance(value, (str, dict)):
+            value = [value]
+        if not isinstance(value, list):
+            problems.append(f"{keypath}: must be a list, got {_kind(value)}")
+            return _INVALID
+        if item_tp is WatchFolder:
+            value = [{"path": v} if isinstance(v, str) else v for v in value]
+        items = [_convert(item_tp, v, f"{keypath}[{i}]", problems) for i, v in enumerate(value)]
+        return _INVALID if any(i is _INVALID for i in items) else tuple(items)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            problems.append(
+                f"{keypath}: must be one of {', '.join(map(str, choices))}, got {value!r}"
+            )
+            return _INVALID
+        return value
+    if origin in (Union, types.UnionType):
+        raise TypeError(f"unsupported config type at {keypath}")  # not used by Config
+    if tp is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{keypath}: must be true or false, got {_kind(value)} {value!r}")
+            return _INVALID
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{keypath}: must be an integer, got {_kind(value)} {value!r}")
+            return _INVALID
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{keypath}: must be a number, got {_kind(value)} {value!r}")
+            return _INVALID
+        return float(value)
+    if tp in (str, Path):
+        if not isinstance(value, str) or not value:
+            problems.append(f"{keypath}: must be a non-empty string, got {_kind(value)} {value!r}")
+            return _INVALID
+        return tp(value)
+    raise TypeError(f"unsupported config type {tp!r} at {keypath}")

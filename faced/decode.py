@@ -1,0 +1,186 @@
+"""Turn a file's bytes into an 8-bit RGB array as the photo is displayed, or say why not.
+
+Content decides the format (a PNG named .jpg is a PNG); EXIF orientation is applied; any
+mode becomes RGB; a pixel limit is checked from the header before anything is decoded, and a
+truncated or corrupt file is an error, never half an image (LOAD_TRUNCATED_IMAGES stays off).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from faced.config import ImagesConfig
+from faced.errors import ImageError
+
+# Pillow's names for our format keys. Phone JPEGs are often multi-picture (MPO).
+_PIL_FORMATS = {
+    "jpeg": ("JPEG", "MPO"),
+    "png": ("PNG",),
+    "webp": ("WEBP",),
+    "bmp": ("BMP",),
+    "tiff": ("TIFF",),
+    "gif": ("GIF",),
+}
+
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """A file's bytes, read once, with what we need to recognise it again without reading it."""
+
+    data: bytes
+    size: int
+    mtime_ns: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded photo: `rgb` is HxWx3 uint8, C-contiguous, in displayed orientation."""
+
+    rgb: np.ndarray
+    format: str
+    orientation: int
+
+
+def read_file(path: str | bytes, max_bytes: int) -> RawFile:
+    """Read a regular file whole (following symlinks) and hash it.
+
+    Raises ImageError for a vanished, unreadable, non-regular, empty or oversized file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError as exc:
+        raise ImageError("vanished before it could be read") from exc
+    except OSError as exc:
+        raise ImageError(f"cannot open: {exc.strerror or exc}") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError("not a regular file")
+        if st.st_size == 0:
+            raise ImageError("empty file (0 bytes)")
+        if st.st_size > max_bytes:
+            raise ImageError(
+                f"file too large: {st.st_size / 2**20:.0f} MiB > {max_bytes / 2**20:.0f} MiB"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ImageError(f"cannot read: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    return RawFile(data, len(data), st.st_mtime_ns, content_hash(data))
+
+
+def content_hash(data: bytes) -> str:
+    """The content identity used to recognise a moved or copied photo."""
+    return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+
+def _sniff(data: bytes) -> str:
+    """A one-line guess at what a non-image is, for the error reason."""
+    head = data[:64].lstrip()
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc", b"ftypmsf1"):
+        return "HEIC/HEIF photo: not supported"
+    if data[4:8] == b"ftyp":
+        return "a video or ISO media file, not a photo"
+    if head[:1] == b"<":
+        return "not an image: looks like HTML or XML text"
+    if head[:1] in (b"{", b"["):
+        return "not an image: looks like JSON text"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "not an image: looks like text"
+    return "not an image, or a format not enabled in images.formats"
+
+
+def decode(data: bytes, cfg: ImagesConfig) -> Decoded:
+    """Decode `data` into displayed-orientation RGB. Raises ImageError with a one-line reason."""
+    formats = [name for key in cfg.formats for name in _PIL_FORMATS[key]]
+    with warnings.catch_warnings():
+        # Our own pixel limit below replaces Pillow's warning; its hard error still applies.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(data), formats=formats)
+        except UnidentifiedImageError as exc:
+            raise ImageError(_sniff(data)) from exc
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"too many pixels (decompression bomb guard): {exc}") from exc
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageError(f"corrupt {_sniff_format(data)}: {exc}") from exc
+        fmt = im.format or "?"
+        w, h = im.size
+        if w * h > cfg.max_pixels:
+            raise ImageError(
+                f"too many pixels: {w}x{h} = {w * h / 1e6:.0f} MP > images.max_pixels "
+                f"{cfg.max_pixels / 1e6:.0f} MP"
+            )
+        try:
+            im.load()  # raises on truncated data: LOAD_TRUNCATED_IMAGES is never set
+            orientation = _orientation(im)
+            upright: Image.Image = ImageOps.exif_transpose(im) if orientation != 1 else im
+            rgb = _to_rgb(upright)
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+            raise ImageError(f"corrupt or truncated {fmt}: {exc}") from exc
+        except MemoryError as exc:
+            raise ImageError(f"out of memory decoding {w}x{h} {fmt}") from exc
+    return Decoded(np.ascontiguousarray(rgb), fmt, orientation)
+
+
+def _sniff_format(data: bytes) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return "image"
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block must not lose the photo
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """Any Pillow mode to HxWx3 uint8. Transparency is flattened onto white."""
+    mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im)
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(im).astype(np.float64)
+        if arr.size and arr.max() > 255:  # 16-bit samples: scale, do not clip
+            arr = arr / 257.0
+        grey = np.clip(arr, 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return np.asarray(background)
+    return np.asarray(im.convert("RGB"))
+
+
+def detection_copy(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """A copy no longer than `max_side` on its longest side, and the scale applied (<= 1)."""
+    h, w = rgb.shape[:2]
+    longest = max(h, w)
+    if max_side <= 0 or longest <= max_side:
+        return rgb, 1.0
+    scale = max_side / longest
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(small), scale

@@ -1,0 +1,206 @@
+"""Find faces and compute dlib's 128-d descriptors, exactly as the face_recognition package does.
+
+Models come from the face_recognition_models package's files, located without importing it (its
+__init__ needs pkg_resources, gone from new setuptools). They are loaded lazily, once per process:
+importing this module loads nothing.
+
+`encode_file` is what a worker process runs: read once, hash once, decode once, detect on a
+downscaled copy, map boxes back, describe faces on the full-resolution image.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from faced.config import DetectionConfig, ImagesConfig
+from faced.decode import decode, detection_copy, read_file
+from faced.errors import ImageError, ModelError
+
+# Recorded with every face, so a store mixing descriptor models can never be clustered blindly.
+MODEL_NAME = "dlib_resnet_v1+5pt"
+THUMB_SIDE = 128  # face crops kept in the store for montages, so publishing never re-decodes
+
+Box = tuple[int, int, int, int]  # (top, right, bottom, left), face_recognition's order
+
+
+def model_dir() -> Path:
+    """The folder holding face_recognition_models' .dat files, found without importing it."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the face_recognition_models package is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    if not (folder / "dlib_face_recognition_resnet_model_v1.dat").is_file():
+        raise ModelError(f"face_recognition_models has no model files in {folder}")
+    return folder
+
+
+class FaceModels:
+    """dlib's detector, 5-point landmark predictor and ResNet descriptor, loaded on first use."""
+
+    def __init__(self, detector: str) -> None:
+        import dlib  # imported here so that importing faced never loads dlib
+
+        folder = model_dir()
+        self.kind = detector
+        if detector == "cnn":
+            self._cnn = dlib.cnn_face_detection_model_v1(
+                str(folder / "mmod_human_face_detector.dat")
+            )
+        else:
+            self._hog = dlib.get_frontal_face_detector()
+        self.landmarks = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
+        self.encoder = dlib.face_recognition_model_v1(
+            str(folder / "dlib_face_recognition_resnet_model_v1.dat")
+        )
+        self._rectangle = dlib.rectangle
+        self._full_object_detections = dlib.full_object_detections
+
+    def detect(self, rgb: np.ndarray, upsample: int) -> list[Box]:
+        """Face boxes in `rgb`'s pixels, untrimmed (they may reach past the border)."""
+        if self.kind == "cnn":
+            rects = [d.rect for d in self._cnn(rgb, upsample)]
+        else:
+            rects = list(self._hog(rgb, upsample))
+        return [(r.top(), r.right(), r.bottom(), r.left()) for r in rects]
+
+    def describe(self, rgb: np.ndarray, boxes: list[Box], jitters: int) -> list[np.ndarray]:
+        """128-d descriptors for `boxes` (trimmed to `rgb`), as face_recognition computes them.
+
+        face_recognition.face_encodings(img, boxes, jitters, model="small") runs the 5-point
+        predictor on dlib.rectangle(left, top, right, bottom) and the ResNet on each shape; here
+        the shapes go to the ResNet as one batch, which gives the same numbers.
+        """
+        if not boxes:
+            return []
+        shapes = self._full_object_detections()
+        for top, right, bottom, left in boxes:
+            shapes.append(self.landmarks(rgb, self._rectangle(left, top, right, bottom)))
+        vectors = self.encoder.compute_face_descriptor(rgb, shapes, jitters)
+        return [np.asarray(v, dtype=np.float64) for v in vectors]
+
+
+_MODELS: dict[str, FaceModels] = {}
+
+
+def get_models(detector: str) -> FaceModels:
+    """This process's models for `detector`, loaded the first time they are asked for."""
+    if detector not in _MODELS:
+        _MODELS[detector] = FaceModels(detector)
+    return _MODELS[detector]
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: its box in displayed-image pixels, its descriptor and a small JPEG crop."""
+
+    box: Box
+    encoding: np.ndarray  # float32, shape (128,)
+    thumb: bytes
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """What a worker learned about one file. status: "faces", "noface" or "error"."""
+
+    path: bytes
+    size: int
+    mtime_ns: int
+    digest: str | None
+    status: str
+    reason: str | None
+    faces: tuple[Face, ...]
+    width: int = 0
+    height: int = 0
+    detector: str = ""
+    model: str = MODEL_NAME
+
+
+def detector_label(det: DetectionConfig) -> str:
+    """How faces were found, recorded per face (e.g. "hog-up1-2000")."""
+    return f"{det.detector}-up{det.upsample}-{det.max_side or 'full'}"
+
+
+def find_faces(
+    rgb: np.ndarray, det: DetectionConfig, models: FaceModels
+) -> list[tuple[Box, np.ndarray]]:
+    """Detect on a downscaled copy, map boxes to `rgb`, describe faces on `rgb` itself."""
+    small, scale = detection_copy(rgb, det.max_side)
+    h, w = rgb.shape[:2]
+    boxes: list[Box] = []
+    for top, right, bottom, left in models.detect(small, det.upsample):
+        if scale != 1.0:
+            top, right, bottom, left = (round(v / scale) for v in (top, right, bottom, left))
+        # face_recognition trims to the image the same way before computing landmarks.
+        box = (max(top, 0), min(right, w), min(bottom, h), max(left, 0))
+        if box[2] - box[0] < max(det.min_face_px, 1) or box[1] - box[3] < 1:
+            continue
+        boxes.append(box)
+    vectors = models.describe(rgb, boxes, det.jitters)
+    return list(zip(boxes, vectors, strict=True))
+
+
+def face_thumbnail(rgb: np.ndarray, box: Box, side: int = THUMB_SIDE) -> bytes:
+    """A square JPEG crop around `box` with some margin, for montages."""
+    top, right, bottom, left = box
+    h, w = rgb.shape[:2]
+    size = max(bottom - top, right - left)
+    cy, cx = (top + bottom) / 2, (left + right) / 2
+    half = size * 0.65
+    y0, y1 = max(int(cy - half), 0), min(int(cy + half), h)
+    x0, x1 = max(int(cx - half), 0), min(int(cx + half), w)
+    crop = Image.fromarray(rgb[y0:y1, x0:x1]).resize((side, side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    crop.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def encode_file(path: bytes, images: ImagesConfig, det: DetectionConfig) -> EncodeResult:
+    """Read, decode and encode one file. Never raises for bad input: errors become a result.
+
+    This runs in a worker process; it touches no store and no shared state but the models.
+    """
+    size = mtime_ns = 0
+    digest: str | None = None
+    label = detector_label(det)
+    try:
+        raw = read_file(path, images.max_file_mb * 2**20)
+        size, mtime_ns, digest = raw.size, raw.mtime_ns, raw.digest
+        decoded = decode(raw.data, images)
+        del raw
+        rgb = decoded.rgb
+        found = find_faces(rgb, det, get_models(det.detector))
+        faces = tuple(
+            Face(box, enc.astype(np.float32), face_thumbnail(rgb, box)) for box, enc in found
+        )
+        h, w = rgb.shape[:2]
+    except ImageError as exc:
+        if not size:
+            size, mtime_ns = _stat_or_zero(path)
+        return EncodeResult(path, size, mtime_ns, digest, "error", exc.reason, (), detector=label)
+    except MemoryError:
+        return EncodeResult(
+            path, size, mtime_ns, digest, "error", "out of memory", (), detector=label
+        )
+    status = "faces" if faces else "noface"
+    return EncodeResult(path, size, mtime_ns, digest, status, None, faces, w, h, label)
+
+
+def _stat_or_zero(path: bytes) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0, 0
+    return st.st_size, st.st_mtime_ns
+
+
+def warm_up(detector: str) -> Any:
+    """Load the models now (used by workers that would rather fail at start than mid-run)."""
+    return get_models(detector)

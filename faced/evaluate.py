@@ -1,0 +1,108 @@
+"""`faced eval`: run the real pipeline on folders labelled by person and score the result.
+
+LABELLED_DIR/<person>/<photo>: each photo's largest face is labelled with its folder's person;
+other faces in it (bystanders) are clustered like any face but not scored, since nobody knows
+who they are. Faces left alone count as clusters of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faced.config import Config
+from faced.encode import EncodeResult
+from faced.metrics import bcubed, pairwise
+from faced.pipeline import Library, run_scan
+from faced.store import Store
+
+OFTEN = 10  # "people seen often": this many labelled faces or more
+
+
+def evaluate(
+    labelled: Path,
+    cfg: Config,
+    encode: Callable[[list[bytes]], Iterable[EncodeResult]],
+    *,
+    state: Path | None = None,
+) -> dict[str, Any]:
+    """Scan `labelled` into a temporary (or the given, reusable) state and score it."""
+    with tempfile.TemporaryDirectory(prefix="faced-eval-") as tmp:
+        state_dir = state.absolute() if state else Path(tmp) / "state"
+        run_cfg = cfg.with_paths(watch=[labelled], output=Path(tmp) / "people", state=state_dir)
+        with Store(state_dir) as store:
+            store.reset_people()  # a reused state is clustered afresh, not by earlier runs
+            lib = Library(run_cfg, store)
+            run_scan(lib, [labelled], encode)
+            rows = store.conn.execute(
+                "SELECT i.path, f.box_bottom - f.box_top, f.box_right - f.box_left,"
+                " COALESCE(f.person_id, -1) FROM faces f JOIN images i ON i.id = f.image_id"
+            ).fetchall()
+            counts = store.counts(cfg.clustering.min_faces)
+    prefix = os.fsencode(labelled).rstrip(b"/") + b"/"
+    best: dict[bytes, tuple[int, int]] = {}
+    for path, h, w, person in rows:
+        path = bytes(path)
+        if path.startswith(prefix) and (path not in best or h * w > best[path][0]):
+            best[path] = (h * w, person)
+    truth = np.array([os.fsdecode(p[len(prefix) :].split(b"/")[0]) for p in best])
+    pred = np.array([person for _, person in best.values()], dtype=np.int64)
+    names, sizes = (
+        np.unique(truth, return_counts=True) if len(truth) else (np.array([]), np.array([]))
+    )
+    often = np.isin(truth, names[sizes >= OFTEN])
+
+    def scores(t: np.ndarray, p: np.ndarray) -> dict[str, float]:
+        pw, bc = pairwise(t, p), bcubed(t, p)
+        return {
+            "pairwise_precision": pw.precision,
+            "pairwise_recall": pw.recall,
+            "pairwise_f": pw.f,
+            "bcubed_precision": bc.precision,
+            "bcubed_recall": bc.recall,
+            "bcubed_f": bc.f,
+        }
+
+    return {
+        "labelled_faces": len(truth),
+        "true_people": len(names),
+        "people_found": int(counts["people"]),
+        "clusters": len(np.unique(pred[pred > 0])),
+        "noise_rate": float(np.mean(pred <= 0)) if len(pred) else 0.0,
+        "images": counts["images"],
+        "images_without_faces": counts["images_without_faces"],
+        "unreadable": counts["errors"],
+        "all": scores(truth, pred),
+        f"people_seen_{OFTEN}_plus": {
+            "people": int((sizes >= OFTEN).sum()),
+            "faces": int(often.sum()),
+            **scores(truth[often], pred[often]),
+        },
+    }
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The report as a small table for a terminal."""
+    lines = [
+        f"labelled faces {r['labelled_faces']} of {r['true_people']} people; "
+        f"found {r['people_found']} people ({r['clusters']} clusters), noise {r['noise_rate']:.1%}",
+        f"images {r['images']}, without a face {r['images_without_faces']}, "
+        f"unreadable {r['unreadable']}",
+        f"{'':22} {'pairwise P/R/F':>22} {'BCubed P/R/F':>22}",
+    ]
+    for key, label in (
+        ("all", "whole library"),
+        (f"people_seen_{OFTEN}_plus", f"people seen {OFTEN}+"),
+    ):
+        s = r[key]
+        lines.append(
+            f"{label:22} "
+            f"{s['pairwise_precision']:.3f}/{s['pairwise_recall']:.3f}/{s['pairwise_f']:.3f}    "
+            f"{s['bcubed_precision']:.3f}/{s['bcubed_recall']:.3f}/{s['bcubed_f']:.3f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,159 @@
+"""What the people folder should look like: pure planning, no filesystem access.
+
+A plan is a list of folders, each a set of link names pointing at photos plus the faces for its
+montage. Names are made safe here: a person's name never becomes a path outside PEOPLE_DIR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+
+UNKNOWN_ID = 0
+MAX_NAME_BYTES = 120  # well under NAME_MAX (255) so that " (2)" style suffixes always fit
+DEFAULT_NAME = re.compile(r"^person_(\d{4,})$")
+RESERVED = {"montage.jpg"}
+
+
+@dataclass(frozen=True)
+class PersonEntry:
+    """A person as the planner needs it: id, chosen name, faces, and the photos they are in."""
+
+    person_id: int
+    name: str | None
+    face_ids: tuple[int, ...]
+    images: dict[int, bytes]  # image id -> photo path
+
+
+@dataclass(frozen=True)
+class FolderPlan:
+    """One folder of PEOPLE_DIR: `links` maps link name -> image id; targets are photo paths."""
+
+    person_id: int
+    folder: str
+    links: dict[bytes, int]
+    targets: dict[int, bytes]
+    montage_faces: tuple[int, ...]
+
+    def signature(self) -> str:
+        """Changes whenever the folder's content would; an unchanged folder is not rebuilt."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(self.folder.encode("utf-8", "surrogateescape") + b"\0")
+        for name in sorted(self.links):
+            h.update(name + b"\0" + self.targets[self.links[name]] + b"\0")
+        h.update(repr(self.montage_faces).encode())
+        return h.hexdigest()
+
+
+def default_folder(person_id: int) -> str:
+    """The folder of a person nobody named yet."""
+    return f"person_{person_id:04d}"
+
+
+def sanitize_name(name: str) -> str:
+    """A person's name as a safe single folder name, or "" if nothing usable is left.
+
+    No path separators, no "." or ".." or leading dot (hidden), no control characters, no
+    trailing dots or spaces (Windows clients over Samba choke on them), at most MAX_NAME_BYTES.
+    """
+    name = unicodedata.normalize("NFC", name)
+    name = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in name)
+    name = re.sub(r'[/\\:*?"<>|]', "_", name)
+    name = re.sub(r"\s+", " ", name).strip().lstrip(".").rstrip(". ")
+    encoded = name.encode("utf-8")
+    if len(encoded) > MAX_NAME_BYTES:
+        name = encoded[:MAX_NAME_BYTES].decode("utf-8", "ignore").rstrip(". ")
+    if name in ("", ".", "..") or name.casefold() in RESERVED:
+        return ""
+    return name
+
+
+def folder_names(people: list[PersonEntry], unknown: str) -> dict[int, str]:
+    """A unique folder name per person: its sanitised name, else person_NNNN.
+
+    Two people whose names collide (after sanitising, ignoring case, as Samba and macOS do) are
+    told apart by their id; nobody may take the unknown folder's name or another's default name.
+    """
+    used = {unknown.casefold()}
+    out: dict[int, str] = {}
+    named = sorted(
+        (p for p in people if p.name and sanitize_name(p.name)), key=lambda p: p.person_id
+    )
+    defaults = {default_folder(p.person_id).casefold() for p in people}
+    for p in named:
+        base = sanitize_name(p.name or "")
+        folder = base
+        if folder.casefold() in used or (
+            folder.casefold() in defaults and folder.casefold() != default_folder(p.person_id)
+        ):
+            folder = f"{base} ({default_folder(p.person_id)})"
+        used.add(folder.casefold())
+        out[p.person_id] = folder
+    for p in people:
+        if p.person_id not in out:
+            out[p.person_id] = default_folder(p.person_id)
+    return out
+
+
+def link_names(images: dict[int, bytes]) -> dict[bytes, int]:
+    """Unique link names for photos, from their file names: "a.jpg", "a (2).jpg", ...
+
+    Deterministic: photos are numbered in path order, so the same set gives the same names.
+    """
+    out: dict[bytes, int] = {}
+    taken: set[bytes] = set(n.encode() for n in RESERVED)
+    for image_id, path in sorted(images.items(), key=lambda kv: (kv[1], kv[0])):
+        base = os.path.basename(path) or b"photo"
+        if base.startswith(b"."):
+            base = b"_" + base[1:]  # a hidden link would be invisible in a file manager
+        stem, ext = os.path.splitext(base)
+        name, n = base, 1
+        while name.lower() in taken:
+            n += 1
+            name = stem + f" ({n})".encode() + ext
+        taken.add(name.lower())
+        out[name] = image_id
+    return out
+
+
+def pick_montage(face_ids: tuple[int, ...], count: int) -> tuple[int, ...]:
+    """Up to `count` faces spread evenly over the person's faces (oldest to newest)."""
+    if len(face_ids) <= count:
+        return face_ids
+    step = (len(face_ids) - 1) / (count - 1) if count > 1 else 0
+    return tuple(face_ids[round(i * step)] for i in range(count))
+
+
+def plan_layout(
+    people: list[PersonEntry],
+    unknown_images: dict[int, bytes],
+    *,
+    min_faces: int,
+    unknown: str,
+    montage_faces: int,
+) -> list[FolderPlan]:
+    """The folders PEOPLE_DIR should hold: one per person with enough faces, plus unknown.
+
+    A person below `min_faces` gets no folder: its photos are listed in the unknown folder.
+    """
+    shown = [p for p in people if len(p.face_ids) >= min_faces]
+    hidden = [p for p in people if len(p.face_ids) < min_faces]
+    names = folder_names(shown, unknown)
+    plans = [
+        FolderPlan(
+            p.person_id,
+            names[p.person_id],
+            link_names(p.images),
+            dict(p.images),
+            pick_montage(p.face_ids, montage_faces),
+        )
+        for p in sorted(shown, key=lambda p: p.person_id)
+    ]
+    leftover = dict(unknown_images)
+    for p in hidden:
+        leftover.update(p.images)
+    plans.append(FolderPlan(UNKNOWN_ID, unknown, link_names(leftover), leftover, ()))
+    return plans
