@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from faced import __version__
-from faced.config import Config, load_config
+from faced.config import Config, absolute, load_config
 from faced.encode import EncodeResult, encode_file
 from faced.errors import ConfigError, FacedError, UsageError
 from faced.layout import sanitize_name
@@ -217,7 +217,7 @@ def _existing_dirs(paths: list[Path]) -> list[Path]:
     for p in paths:
         if not p.is_dir():
             raise UsageError(f"{p}: not a folder")
-    return [p.absolute() for p in paths]
+    return [absolute(p) for p in paths]
 
 
 def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
@@ -372,6 +372,6 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
 
     if not args.labelled.is_dir():
         raise UsageError(f"{args.labelled}: not a folder")
-    report = evaluate(args.labelled.absolute(), cfg, encoder(cfg), state=args.state)
+    report = evaluate(absolute(args.labelled), cfg, encoder(cfg), state=args.state)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return EXIT_OK

@@ -133,13 +133,18 @@ class Config:
         if watch:
             polling = {w.path: w.polling for w in self.watch}
             changes["watch"] = tuple(
-                WatchFolder(p.absolute(), polling.get(p.absolute(), False)) for p in watch
+                WatchFolder(absolute(p), polling.get(absolute(p), False)) for p in watch
             )
         if output is not None:
-            changes["output"] = output.absolute()
+            changes["output"] = absolute(output)
         if state is not None:
-            changes["state"] = state.absolute()
+            changes["state"] = absolute(state)
         return dataclasses.replace(self, **changes)
+
+
+def absolute(path: Path) -> Path:
+    """`path` made absolute and normalised ("a/../b" -> "b"), symlinks left as they are."""
+    return Path(os.path.abspath(path))
 
 
 def load_config(path: Path | None) -> Config:
@@ -175,15 +180,15 @@ def config_from_mapping(data: object, *, source: str, base: Path) -> Config:
 
 
 def _absolutize(cfg: Config, base: Path) -> Config:
-    def absolute(p: Path) -> Path:
+    def anchored(p: Path) -> Path:
         p = p.expanduser()
-        return Path(os.path.normpath(p if p.is_absolute() else base.absolute() / p))
+        return Path(os.path.normpath(p if p.is_absolute() else Path(os.path.abspath(base)) / p))
 
     return dataclasses.replace(
         cfg,
-        watch=tuple(WatchFolder(absolute(w.path), w.polling) for w in cfg.watch),
-        output=absolute(cfg.output),
-        state=absolute(cfg.state),
+        watch=tuple(WatchFolder(anchored(w.path), w.polling) for w in cfg.watch),
+        output=anchored(cfg.output),
+        state=anchored(cfg.state),
     )
 
 

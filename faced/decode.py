@@ -21,9 +21,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from faced.config import ImagesConfig
 from faced.errors import ImageError
 
-# Pillow's names for our format keys. Phone JPEGs are often multi-picture (MPO).
+# Pillow's names for our format keys. (Its JPEG opener also yields multi-picture MPO files.)
 _PIL_FORMATS = {
-    "jpeg": ("JPEG", "MPO"),
+    "jpeg": ("JPEG",),
     "png": ("PNG",),
     "webp": ("WEBP",),
     "bmp": ("BMP",),

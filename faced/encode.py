@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from PIL import Image
 from faced.config import DetectionConfig, ImagesConfig
 from faced.decode import decode, detection_copy, read_file
 from faced.errors import ImageError, ModelError
+
+log = logging.getLogger(__name__)
 
 # Recorded with every face, so a store mixing descriptor models can never be clustered blindly.
 MODEL_NAME = "dlib_resnet_v1+5pt"
@@ -189,6 +192,10 @@ def encode_file(path: bytes, images: ImagesConfig, det: DetectionConfig) -> Enco
         return EncodeResult(
             path, size, mtime_ns, digest, "error", "out of memory", (), detector=label
         )
+    except Exception as exc:  # a decoder bug on one odd file must not stop the run
+        log.exception("unexpected error reading %s", os.fsdecode(path))
+        reason = f"unexpected error: {type(exc).__name__}: {exc}"
+        return EncodeResult(path, size, mtime_ns, digest, "error", reason, (), detector=label)
     status = "faces" if faces else "noface"
     return EncodeResult(path, size, mtime_ns, digest, status, None, faces, w, h, label)
 

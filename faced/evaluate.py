@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from faced.config import Config
+from faced.config import Config, absolute
 from faced.encode import EncodeResult
 from faced.metrics import bcubed, pairwise
 from faced.pipeline import Library, run_scan
@@ -33,7 +33,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Scan `labelled` into a temporary (or the given, reusable) state and score it."""
     with tempfile.TemporaryDirectory(prefix="faced-eval-") as tmp:
-        state_dir = state.absolute() if state else Path(tmp) / "state"
+        state_dir = absolute(state) if state else Path(tmp) / "state"
         run_cfg = cfg.with_paths(watch=[labelled], output=Path(tmp) / "people", state=state_dir)
         with Store(state_dir) as store:
             store.reset_people()  # a reused state is clustered afresh, not by earlier runs
