@@ -247,7 +247,7 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
 
     watch = _existing_dirs(args.watch) if args.watch else None
     cfg = cfg.with_paths(watch=watch, output=args.output, state=args.state)
-    return run_daemon(cfg, config_path=args.config)
+    return run_daemon(cfg, args.config, watch=watch, output=args.output, state=args.state)
 
 
 # -- status and people ---------------------------------------------------------------------------

@@ -59,6 +59,19 @@ class EncoderPool:
             self._executor.shutdown(wait=wait, cancel_futures=True)
             self._executor = None
 
+    def terminate(self) -> None:
+        """Stop now: kill the workers instead of waiting for the files they are reading (those
+        are read again at the next start). ProcessPoolExecutor has no public way to do this
+        before Python 3.14, hence the private attribute."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        processes = list(getattr(executor, "_processes", {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            if proc.is_alive():
+                proc.terminate()
+
     def submit(self, path: bytes) -> Future[EncodeResult]:
         """Queue one file; the future resolves to its EncodeResult."""
         return self._pool().submit(encode_file, path, self.images, self.detection)
