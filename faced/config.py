@@ -64,9 +64,9 @@ class DetectionConfig:
 
     detector: Literal["hog", "cnn"] = "hog"
     upsample: int = _opt(1, lo=0, hi=4)
-    # Detection runs on a copy whose longest side is at most this (0: full size); boxes are
-    # mapped back and descriptors computed on the full-resolution image.
-    max_side: int = _opt(2000, lo=0)
+    # Detection runs on a copy halved until its longest side is at most this (0: full size);
+    # boxes are mapped back and descriptors computed on the full-resolution image.
+    max_side: int = _opt(2048, lo=0)
     jitters: int = _opt(1, lo=1, hi=100)
     # Faces whose box is shorter than this (in pixels of the displayed image) are dropped.
     min_face_px: int = _opt(0, lo=0)

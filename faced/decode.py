@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import stat
 import warnings
@@ -59,7 +60,8 @@ def read_file(path: str | bytes, max_bytes: int) -> RawFile:
     Raises ImageError for a vanished, unreadable, non-regular, empty or oversized file.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: opening a FIFO named "x.jpg" must not wait for a writer forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError as exc:
         raise ImageError("vanished before it could be read") from exc
     except OSError as exc:
@@ -174,13 +176,24 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
+def detection_scale(longest: int, max_side: int) -> float:
+    """The largest power-of-two reduction (1, 1/2, 1/4...) that fits `max_side`.
+
+    Powers of two keep HOG's image pyramid aligned with the full-size one: detecting at 1/2
+    with upsample 1 runs at the same scales as full size with upsample 0, so the boxes agree
+    to a pixel or two instead of jumping by a pyramid step.
+    """
+    if max_side <= 0 or longest <= max_side:
+        return 1.0
+    return float(0.5 ** math.ceil(math.log2(longest / max_side)))
+
+
 def detection_copy(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """A copy no longer than `max_side` on its longest side, and the scale applied (<= 1)."""
     h, w = rgb.shape[:2]
-    longest = max(h, w)
-    if max_side <= 0 or longest <= max_side:
+    scale = detection_scale(max(h, w), max_side)
+    if scale == 1.0:
         return rgb, 1.0
-    scale = max_side / longest
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(small), scale

@@ -1,0 +1,118 @@
+"""Shared fixtures: the real photos in ../shared, temp folders, and a ready-made scanned state.
+
+Encoding photos is the slow part, so fixture_small is scanned once per session into a template
+state; tests that need a scanned library get their own copy of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from faced.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+FACES = REPO.parent / "shared" / "data" / "faces"
+SMALL = FACES / "fixture_small"
+EXTRAS = FACES / "fixture_extras"
+NOISY = FACES / "jurassic_park_noisy"
+LFW = FACES / "lfw_dev"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # The tests read real photos; without them they would prove nothing, so fail loudly.
+    if not SMALL.is_dir():
+        raise pytest.UsageError(
+            f"test photos not found at {FACES} (../shared must be beside the repo)"
+        )
+
+
+def faced(*args: str | Path) -> int:
+    """Run the CLI in this process; returns the exit code."""
+    return main([str(a) for a in args])
+
+
+def faced_json(*args: str | Path, capsys: pytest.CaptureFixture[str]) -> object:
+    """Run a CLI command with --json and parse what it printed."""
+    capsys.readouterr()
+    assert faced(*args, "--json") == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def run_cli(
+    *args: str | Path, timeout: float = 120, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m faced` as a real subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "faced", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        check=False,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+def person_of(link: Path) -> str:
+    """The label (folder name in ../shared) of the photo a person-folder link points to."""
+    return Path(os.path.realpath(link)).parent.name
+
+
+def people_folders(people: Path, unknown: str = "unknown") -> dict[str, list[Path]]:
+    """Person folder name -> the photo links in it (montage and unknown left out)."""
+    out: dict[str, list[Path]] = {}
+    for d in sorted(people.iterdir()):
+        if d.is_dir() and not d.name.startswith(".") and d.name != unknown:
+            out[d.name] = sorted(p for p in d.iterdir() if p.is_symlink())
+    return out
+
+
+@dataclass
+class Library:
+    """A scanned copy of a photo set: photos (a copy, so tests may change them), people, state."""
+
+    root: Path
+    photos: Path
+    people: Path
+    state: Path
+
+    def scan(self) -> int:
+        return faced("scan", self.photos, "--output", self.people, "--state", self.state)
+
+
+@pytest.fixture(scope="session")
+def small_template(tmp_path_factory: pytest.TempPathFactory) -> Library:
+    root = tmp_path_factory.mktemp("small")
+    lib = Library(root, root / "photos", root / "people", root / "state")
+    shutil.copytree(SMALL, lib.photos, ignore=shutil.ignore_patterns("*.csv", "*.txt"))
+    assert lib.scan() == 0
+    return lib
+
+
+@pytest.fixture
+def small(small_template: Library, tmp_path: Path) -> Iterator[Library]:
+    """A private copy of the scanned fixture_small library (photos, state and people)."""
+    lib = Library(tmp_path, tmp_path / "photos", tmp_path / "people", tmp_path / "state")
+    shutil.copytree(small_template.photos, lib.photos, symlinks=True)
+    shutil.copytree(small_template.state, lib.state)
+    (lib.state / "writer.lock").unlink(missing_ok=True)
+    # Point the copied records at the copied photos, so nothing needs encoding again.
+    with sqlite3.connect(lib.state / "faced.sqlite3") as db:
+        db.execute(
+            "UPDATE images SET path = CAST(replace(CAST(path AS TEXT), ?, ?) AS BLOB)",
+            (str(small_template.photos), str(lib.photos)),
+        )
+        db.execute("DELETE FROM folders")
+        db.execute("DELETE FROM links")
+    assert lib.scan() == 0
+    yield lib

@@ -1,0 +1,87 @@
+"""Clustering on synthetic encodings shaped like dlib's, and on real photos' encodings."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import DBSCAN
+
+from faced.cluster import ClusterParams, cluster_faces, merge_threshold
+from faced.metrics import bcubed, pairwise
+
+from .synthetic import people
+
+P = ClusterParams()
+
+
+def distinct(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.int64)  # every face in its own photo
+
+
+def test_separated_people_are_found_whole_and_pure() -> None:
+    x, truth = people(np.random.default_rng(1), [12, 9, 7, 5, 3])
+    labels = cluster_faces(x, distinct(len(x)), P)
+    assert pairwise(truth, labels).f == 1.0
+    assert len(set(labels[labels >= 0])) == 5
+
+
+def test_a_bridge_of_near_faces_does_not_chain_two_people() -> None:
+    rng = np.random.default_rng(2)
+    x, truth = people(rng, [15, 15])
+    a, b = x[truth == 0].mean(0), x[truth == 1].mean(0)
+    steps = np.linspace(0, 1, 9)[1:-1]
+    bridge = np.array([a + t * (b - a) for t in steps], dtype=np.float32)
+    xs = np.concatenate([x, bridge])
+    # The bridge really chains the two people for single-linkage DBSCAN...
+    chained = DBSCAN(eps=0.45, min_samples=2).fit_predict(xs)
+    assert chained[0] == chained[15] != -1
+    # ...but not for faced.
+    labels = cluster_faces(xs, distinct(len(xs)), P)
+    first, second = set(labels[:15]), set(labels[15:30])
+    assert -1 not in first | second
+    assert not first & second
+
+
+def test_strangers_seen_once_stay_alone() -> None:
+    rng = np.random.default_rng(3)
+    x, truth = people(rng, [10, 8] + [1] * 40)
+    labels = cluster_faces(x, distinct(len(x)), P)
+    assert (labels[18:] == -1).all()
+    assert bcubed(truth, labels).f == 1.0
+
+
+def test_two_faces_in_one_photo_are_never_one_person() -> None:
+    rng = np.random.default_rng(4)
+    x, _ = people(rng, [10])
+    images = distinct(10)
+    images[1] = images[0]  # faces 0 and 1 share a photo
+    labels = cluster_faces(x, images, P)
+    assert labels[0] != labels[1]
+    relaxed = cluster_faces(x, images, ClusterParams(one_face_per_photo=False))
+    assert relaxed[0] == relaxed[1] != -1
+
+
+def test_same_partition_whatever_the_order() -> None:
+    rng = np.random.default_rng(5)
+    x, _ = people(rng, [6, 5, 4, 1, 1])
+    order = rng.permutation(len(x))
+    a = cluster_faces(x, distinct(len(x)), P)[order]
+    b = cluster_faces(x[order], distinct(len(x))[order], P)
+
+    def together(labels: np.ndarray) -> np.ndarray:
+        return (labels[:, None] == labels[None, :]) & (labels[:, None] >= 0)
+
+    assert (together(a) == together(b)).all()
+    assert len(set(a[a >= 0])) == 3
+
+
+def test_merge_threshold_grows_from_pair_to_link_threshold() -> None:
+    sizes = [1, 2, 4, 16, 10_000]
+    limits = [merge_threshold(s, P) for s in sizes]
+    assert limits[0] == P.pair_threshold
+    assert all(x < y for x, y in zip(limits, limits[1:], strict=False))
+    assert limits[-1] < P.link_threshold
+
+
+def test_tiny_inputs() -> None:
+    assert cluster_faces(np.zeros((0, 128), np.float32), distinct(0), P).shape == (0,)
+    assert cluster_faces(np.zeros((1, 128), np.float32), distinct(1), P).tolist() == [-1]

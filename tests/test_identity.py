@@ -1,0 +1,78 @@
+"""Stable people: earlier decisions hold, new faces join, corrections are obeyed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faced.cluster import ClusterParams, cluster_faces
+from faced.identity import PeopleState, assign_people, resolve
+
+from .synthetic import people
+
+
+def arr(*v: int) -> np.ndarray:
+    return np.array(v, dtype=np.int64)
+
+
+def test_first_run_creates_one_person_per_cluster() -> None:
+    a = assign_people(
+        arr(1, 2, 3, 4, 5),
+        arr(1, 2, 3, 4, 5),
+        arr(0, 0, 1, 1, -1),
+        arr(0, 0, 0, 0, 0),
+        PeopleState(),
+    )
+    assert (a.person == 0).all()
+    assert [g.tolist() for g in a.new_people] == [[0, 1], [2, 3]]
+
+
+def test_people_are_kept_even_when_clusters_renumber() -> None:
+    a = assign_people(
+        arr(1, 2, 3, 4), arr(1, 2, 3, 4), arr(1, 1, 0, 0), arr(7, 7, 9, 9), PeopleState()
+    )
+    assert a.person.tolist() == [7, 7, 9, 9] and a.new_people == []
+
+
+def test_a_new_face_joins_the_person_its_cluster_holds() -> None:
+    a = assign_people(
+        arr(1, 2, 3, 4), arr(1, 2, 3, 4), arr(0, 0, 0, -1), arr(7, 7, 0, 0), PeopleState()
+    )
+    assert a.person.tolist() == [7, 7, 7, 0]
+
+
+def test_rejected_faces_never_return() -> None:
+    state = PeopleState(rejections=frozenset({(3, 7)}))
+    a = assign_people(arr(1, 2, 3), arr(1, 2, 3), arr(0, 0, 0), arr(7, 7, 7), state)
+    assert a.person.tolist() == [7, 7, 0]
+
+
+def test_merges_are_followed_even_chained() -> None:
+    merged = {5: 6, 6: 7}
+    assert resolve(5, merged) == 7
+    a = assign_people(arr(1, 2), arr(1, 2), arr(-1, -1), arr(5, 6), PeopleState(merged_into=merged))
+    assert a.person.tolist() == [7, 7]
+
+
+def test_one_photo_gives_a_person_one_face() -> None:
+    a = assign_people(arr(1, 2, 3), arr(1, 1, 2), arr(0, 0, 0), arr(7, 0, 0), PeopleState())
+    assert a.person.tolist() == [7, 0, 7]
+
+
+def test_adding_one_photo_moves_no_other_face() -> None:
+    rng = np.random.default_rng(11)
+    x, _ = people(rng, [8, 6, 5, 3, 2, 1, 1, 1])
+    ids = np.arange(1, len(x) + 1, dtype=np.int64)
+    params = ClusterParams()
+    previous = np.zeros(len(x), np.int64)
+    # Library built one face at a time; after each addition no earlier face changes person.
+    next_id = 1
+    for n in range(2, len(x) + 1):
+        labels = cluster_faces(x[:n], ids[:n], params)
+        a = assign_people(ids[:n], ids[:n], labels, previous[:n], PeopleState())
+        person = a.person.copy()
+        for group in a.new_people:
+            person[group] = next_id
+            next_id += 1
+        had = previous[: n - 1] > 0
+        assert (person[: n - 1][had] == previous[: n - 1][had]).all()
+        previous[:n] = person

@@ -1,0 +1,97 @@
+"""Planning the people folder: safe names, unique names, what goes to unknown/."""
+
+from __future__ import annotations
+
+import pytest
+
+from faced.layout import (
+    MAX_NAME_BYTES,
+    PersonEntry,
+    folder_names,
+    link_names,
+    plan_layout,
+    sanitize_name,
+)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "../x",
+        "a/b",
+        ".hidden",
+        "x" * 300,
+        "..",
+        "/",
+        "a\\b",
+        "line\nbreak",
+        " spaced. ",
+        "montage.jpg",
+        "\x00nul",
+    ],
+)
+def test_hostile_names_are_made_safe(hostile: str) -> None:
+    safe = sanitize_name(hostile)
+    assert "/" not in safe and "\\" not in safe and "\n" not in safe and "\x00" not in safe
+    assert not safe.startswith(".") and safe not in ("..", ".")
+    assert len(safe.encode()) <= MAX_NAME_BYTES
+    assert safe.lower() != "montage.jpg"
+
+
+def test_unicode_names_survive() -> None:
+    assert sanitize_name("Zoë Ångström 李") == "Zoë Ångström 李"
+
+
+def entry(pid: int, name: str | None, faces: int = 3) -> PersonEntry:
+    return PersonEntry(
+        pid, name, tuple(range(pid * 100, pid * 100 + faces)), {pid: b"/p/%d.jpg" % pid}
+    )
+
+
+def test_two_people_never_share_a_folder() -> None:
+    names = folder_names(
+        [
+            entry(1, "Alice"),
+            entry(2, "alice"),
+            entry(3, "a/b"),
+            entry(4, "a_b"),
+            entry(5, "unknown"),
+            entry(6, "person_0001"),
+            entry(7, None),
+        ],
+        "unknown",
+    )
+    folders = [f.casefold() for f in names.values()]
+    assert len(set(folders)) == len(folders)
+    assert names[1] == "Alice" and names[7] == "person_0007"
+    assert "unknown" not in folders and names[6] != "person_0001"
+
+
+def test_link_names_are_unique_and_stable() -> None:
+    images = {
+        1: b"/a/x.jpg",
+        2: b"/b/x.jpg",
+        3: b"/c/X.JPG",
+        4: b"/d/.hidden.jpg",
+        5: b"/e/montage.jpg",
+        6: b"/f/new\nline.jpg",
+    }
+    names = link_names(images)
+    assert len(names) == 6 and set(names.values()) == set(images)
+    assert b"montage.jpg" not in names
+    assert not any(n.startswith(b".") for n in names)
+    assert names == link_names(dict(reversed(list(images.items()))))
+
+
+def test_people_below_min_faces_go_to_unknown() -> None:
+    plans = plan_layout(
+        [entry(1, None, faces=1), entry(2, "Bob", faces=3)],
+        {9: b"/z/n.jpg"},
+        min_faces=2,
+        unknown="unknown",
+        montage_faces=25,
+    )
+    by_folder = {p.folder: p for p in plans}
+    assert set(by_folder) == {"Bob", "unknown"}
+    assert set(by_folder["unknown"].targets) == {1, 9}
+    assert by_folder["Bob"].montage_faces == (200, 201, 202)
