@@ -48,9 +48,7 @@ def faced_json(*args: str | Path, capsys: pytest.CaptureFixture[str]) -> object:
     return json.loads(capsys.readouterr().out)
 
 
-def run_cli(
-    *args: str | Path, timeout: float = 120, **kw: object
-) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run `python -m faced` as a real subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "faced", *map(str, args)],
@@ -59,7 +57,6 @@ def run_cli(
         timeout=timeout,
         cwd=REPO,
         check=False,
-        **kw,  # type: ignore[call-overload]
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from sklearn.cluster import DBSCAN
 
@@ -68,7 +70,8 @@ def test_same_partition_whatever_the_order() -> None:
     b = cluster_faces(x[order], distinct(len(x))[order], P)
 
     def together(labels: np.ndarray) -> np.ndarray:
-        return (labels[:, None] == labels[None, :]) & (labels[:, None] >= 0)
+        same: np.ndarray = (labels[:, None] == labels[None, :]) & (labels[:, None] >= 0)
+        return same
 
     assert (together(a) == together(b)).all()
     assert len(set(a[a >= 0])) == 3
@@ -78,7 +81,7 @@ def test_merge_threshold_grows_from_pair_to_link_threshold() -> None:
     sizes = [1, 2, 4, 16, 10_000]
     limits = [merge_threshold(s, P) for s in sizes]
     assert limits[0] == P.pair_threshold
-    assert all(x < y for x, y in zip(limits, limits[1:], strict=False))
+    assert all(x < y for x, y in itertools.pairwise(limits))
     assert limits[-1] < P.link_threshold
 
 

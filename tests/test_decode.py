@@ -152,14 +152,14 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
 
 
 def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match=r"images.max_pixels"):
+    with pytest.raises(ImageError, match=r"images\.max_pixels"):
         decode(raw(PHOTO), ImagesConfig(max_pixels=1000))
 
 
 def test_not_a_regular_file(tmp_path: Path) -> None:
     folder = tmp_path / "folder.jpg"
     folder.mkdir()
-    with pytest.raises(ImageError, match="cannot open|not a regular file"):
+    with pytest.raises(ImageError, match=r"cannot open|not a regular file"):
         read_file(os.fsencode(folder), 2**20)
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)
