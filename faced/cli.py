@@ -314,7 +314,10 @@ def _after_edit(cfg: Config) -> None:
         log.warning("the running faced daemon applies this to the folders within seconds")
         return
     with Store(cfg.state) as store:
-        Library(cfg, store).refresh(force=True)
+        output = store.get_meta("output")
+        if output is None:
+            return  # nothing was ever published from this state
+        Library(cfg.with_paths(output=Path(output)), store).refresh(force=True)
 
 
 def cmd_name(args: argparse.Namespace, cfg: Config) -> int:

@@ -81,7 +81,7 @@ class ClusteringConfig:
     # A face or group joins an established person up to this average distance.
     link_threshold: float = _opt(0.6, lo=0.05, hi=1.5)
     # A person needs this many faces before it gets a folder.
-    min_faces: int = _opt(2, lo=1)
+    min_faces: int = _opt(3, lo=1)
     # Two faces in one photo are never the same person.
     one_face_per_photo: bool = True
 

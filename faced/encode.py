@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "dlib_resnet_v1+5pt"
 THUMB_SIDE = 128  # face crops kept in the store for montages, so publishing never re-decodes
 
+# The reason recorded for a file whose worker died; such files are read again at the next scan.
+CRASHED = "a worker process died reading this file (retried at the next scan)"
+
 Box = tuple[int, int, int, int]  # (top, right, bottom, left), face_recognition's order
 
 

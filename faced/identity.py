@@ -4,7 +4,12 @@ Re-clustering renumbers clusters; people must not change. So a face that already
 person keeps that person (unless the user rejected it, or merged the person into another), and
 only faces new to the library take a person: the one their cluster mostly holds. A cluster made
 only of new or unknown faces becomes a new person. Hence adding photos never renames or
-reshuffles the people that exist, and user corrections hold across every re-cluster.
+reshuffles the people the user can see, and user corrections hold across every re-cluster.
+
+One exception keeps early splits from lasting: a person too small to have a folder yet (fewer
+than `min_faces` faces, no name) is provisional. When its faces end up in a cluster that an
+established person holds, it is folded into that person, unless the two share a photo or the
+user rejected one of its faces there. People with folders are never merged automatically.
 """
 
 from __future__ import annotations
@@ -21,14 +26,17 @@ class PeopleState:
 
     merged_into: dict[int, int] = field(default_factory=dict)  # merged person -> survivor
     rejections: frozenset[tuple[int, int]] = frozenset()  # (face id, person id): "not this person"
+    named: frozenset[int] = frozenset()  # people the user named
 
 
 @dataclass(frozen=True)
 class Assignment:
-    """Per face, the person it belongs to (0: nobody); new people as groups of face indices."""
+    """Per face, the person it belongs to (0: nobody); new people as groups of face indices;
+    provisional people folded into others, as (folded, survivor)."""
 
     person: np.ndarray  # int64 (n,), existing person ids or 0
     new_people: list[np.ndarray]  # face indices of each person to create, in a stable order
+    folded: list[tuple[int, int]] = field(default_factory=list)
 
 
 def resolve(person: int, merged_into: dict[int, int]) -> int:
@@ -40,6 +48,45 @@ def resolve(person: int, merged_into: dict[int, int]) -> int:
     return person
 
 
+def _clusters(labels: np.ndarray) -> list[np.ndarray]:
+    """Face indices of each cluster (label >= 0), in label order."""
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    groups = np.split(order, starts[1:])
+    return [g for g in groups if len(g) and labels[g[0]] >= 0]
+
+
+class _Book:
+    """The assignment being built, with the one-face-per-photo and rejection rules."""
+
+    def __init__(
+        self,
+        face_ids: np.ndarray,
+        image_ids: np.ndarray,
+        state: PeopleState,
+        one_face_per_photo: bool,
+    ) -> None:
+        self.face_ids = face_ids
+        self.image_ids = image_ids
+        self.state = state
+        self.one_face_per_photo = one_face_per_photo
+        self.person = np.zeros(len(face_ids), dtype=np.int64)
+        self.taken: set[tuple[int, int]] = set()  # (image id, person id)
+
+    def allowed(self, i: int, p: int) -> bool:
+        if (int(self.face_ids[i]), p) in self.state.rejections:
+            return False
+        return not (self.one_face_per_photo and (int(self.image_ids[i]), p) in self.taken)
+
+    def give(self, i: int, p: int) -> bool:
+        if not self.allowed(i, p):
+            return False
+        self.person[i] = p
+        self.taken.add((int(self.image_ids[i]), p))
+        return True
+
+
 def assign_people(
     face_ids: np.ndarray,
     image_ids: np.ndarray,
@@ -48,52 +95,62 @@ def assign_people(
     state: PeopleState,
     *,
     one_face_per_photo: bool = True,
+    min_faces: int = 1,
 ) -> Assignment:
     """Give every face a person, keeping every earlier decision that still holds.
 
     `labels` come from cluster_faces (-1: alone); `previous` is each face's person before this
     run (0 or -1: none). A face rejected for a person never gets that person; with
-    `one_face_per_photo` no person gets two faces of one photo.
+    `one_face_per_photo` no person gets two faces of one photo. People with fewer than
+    `min_faces` faces and no name are provisional (see the module docstring).
     """
-    n = len(face_ids)
-    person = np.zeros(n, dtype=np.int64)
-    taken: set[tuple[int, int]] = set()
-    for i in range(n):
-        p = int(previous[i])
-        if p <= 0:
-            continue
-        p = resolve(p, state.merged_into)
-        if (int(face_ids[i]), p) in state.rejections:
-            continue
-        if one_face_per_photo and (int(image_ids[i]), p) in taken:
-            continue
-        person[i] = p
-        taken.add((int(image_ids[i]), p))
+    book = _Book(face_ids, image_ids, state, one_face_per_photo)
+    for i in range(len(face_ids)):
+        if previous[i] > 0:
+            book.give(i, resolve(int(previous[i]), state.merged_into))
 
+    sizes = Counter(int(p) for p in book.person if p > 0)
+    folded: list[tuple[int, int]] = []
     new_people: list[np.ndarray] = []
-    order = np.argsort(labels, kind="stable")
-    sorted_labels = labels[order]
-    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
-    for members in np.split(order, starts[1:]):
-        if len(members) == 0 or labels[members[0]] < 0:
-            continue
-        votes = Counter(int(p) for p in person[members] if p > 0)
-        candidates = sorted(votes, key=lambda p: (-votes[p], p))
+    for members in _clusters(labels):
+        votes = Counter(int(p) for p in book.person[members] if p > 0)
+        candidates = sorted(votes, key=lambda p: (-sizes[p], -votes[p], p))
+        if candidates:
+            folded += _fold_provisional(book, members, candidates, sizes, min_faces)
+            votes = Counter(int(p) for p in book.person[members] if p > 0)
+            candidates = sorted(votes, key=lambda p: (-votes[p], p))
         orphans = []
         for i in members:
-            if person[i] > 0:
-                continue
-            for p in candidates:
-                if (int(face_ids[i]), p) in state.rejections:
-                    continue
-                if one_face_per_photo and (int(image_ids[i]), p) in taken:
-                    continue
-                person[i] = p
-                taken.add((int(image_ids[i]), p))
-                break
-            else:
+            if book.person[i] == 0 and not any(book.give(int(i), p) for p in candidates):
                 orphans.append(int(i))
         if not votes and len(orphans) >= 2:
             new_people.append(np.array(sorted(orphans), dtype=np.int64))
     new_people.sort(key=lambda g: int(face_ids[g[0]]))
-    return Assignment(person, new_people)
+    return Assignment(book.person, new_people, folded)
+
+
+def _fold_provisional(
+    book: _Book, members: np.ndarray, candidates: list[int], sizes: Counter[int], min_faces: int
+) -> list[tuple[int, int]]:
+    """Fold the cluster's provisional people into its largest person, where the rules allow."""
+    survivor = candidates[0]
+    folded = []
+    for p in candidates[1:]:
+        if sizes[p] >= min_faces or p in book.state.named:
+            continue
+        theirs = np.flatnonzero(book.person == p)
+        inside = np.isin(theirs, members).sum()
+        if inside * 2 < len(theirs):
+            continue  # most of this person is elsewhere: the cluster does not speak for it
+        images = {int(book.image_ids[i]) for i in theirs}
+        if any((img, survivor) in book.taken for img in images):
+            continue  # they share a photo: two people
+        if any((int(book.face_ids[i]), survivor) in book.state.rejections for i in theirs):
+            continue
+        for i in theirs:
+            book.taken.discard((int(book.image_ids[i]), p))
+            book.give(int(i), survivor)
+        sizes[survivor] += len(theirs)
+        sizes[p] = 0
+        folded.append((p, survivor))
+    return folded

@@ -17,7 +17,7 @@ from faced.cluster import ClusterParams, cluster_faces
 from faced.config import Config
 from faced.decode import read_file
 from faced.discover import walk
-from faced.encode import MODEL_NAME, EncodeResult, detector_label
+from faced.encode import CRASHED, MODEL_NAME, EncodeResult, detector_label
 from faced.errors import ImageError
 from faced.identity import assign_people
 from faced.layout import DEFAULT_NAME, plan_layout
@@ -57,16 +57,21 @@ class Library:
         self.cfg = cfg
         self.store = store
         self.label = detector_label(cfg.detection)
+        # A state publishes to one people folder; edits made later by `faced name` and the
+        # like must go there, whatever config they are run with.
+        if store.get_meta("output") != str(cfg.output):
+            store.set_meta("output", str(cfg.output))
 
     # -- finding work ------------------------------------------------------------------------
 
     def needs_encoding(self, row: ImageRow | None, size: int, mtime_ns: int) -> bool:
-        """A file is read again only if it is new, changed (size or mtime), or was found with
-        other detection settings."""
+        """A file is read again only if it is new, changed (size or mtime), was found with other
+        detection settings, or killed its worker last time."""
         return (
             row is None
             or (row.size, row.mtime_ns) != (size, mtime_ns)
             or row.detector != self.label
+            or row.reason == CRASHED
         )
 
     def plan_scan(self, roots: Iterable[Path]) -> ScanPlan:
@@ -196,10 +201,11 @@ class Library:
             table.person_id,
             self.store.people_state(),
             one_face_per_photo=c.one_face_per_photo,
+            min_faces=c.min_faces,
         )
         report.faces = len(table)
         report.changed, report.new_people = self.store.apply_assignment(
-            table.face_id, result.person, result.new_people, table.person_id
+            table.face_id, result.person, result.new_people, table.person_id, result.folded
         )
         return report
 

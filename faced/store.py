@@ -13,7 +13,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +103,7 @@ class ImageRow:
     digest: str | None
     status: str
     detector: str
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -232,14 +233,15 @@ class Store:
     def images(self) -> dict[bytes, ImageRow]:
         """Every recorded file by path."""
         rows = self.conn.execute(
-            "SELECT id, path, size, mtime_ns, digest, status, detector FROM images"
+            "SELECT id, path, size, mtime_ns, digest, status, detector, reason FROM images"
         )
         return {bytes(r[1]): ImageRow(r[0], bytes(r[1]), *r[2:]) for r in rows}
 
     def image(self, path: bytes) -> ImageRow | None:
         """The record of one path, if any."""
         r = self.conn.execute(
-            "SELECT id, path, size, mtime_ns, digest, status, detector FROM images WHERE path = ?",
+            "SELECT id, path, size, mtime_ns, digest, status, detector, reason FROM images"
+            " WHERE path = ?",
             (path,),
         ).fetchone()
         return ImageRow(r[0], bytes(r[1]), *r[2:]) if r else None
@@ -375,7 +377,10 @@ class Store:
             (int(f), int(p))
             for f, p in self.conn.execute("SELECT face_id, person_id FROM rejections")
         )
-        return PeopleState(merged, rejected)
+        named = frozenset(
+            int(r[0]) for r in self.conn.execute("SELECT id FROM people WHERE name IS NOT NULL")
+        )
+        return PeopleState(merged, rejected, named)
 
     def apply_assignment(
         self,
@@ -383,12 +388,23 @@ class Store:
         person: np.ndarray,
         new_people: list[np.ndarray],
         previous: np.ndarray,
+        folded: Sequence[tuple[int, int]] = (),
     ) -> tuple[int, int]:
-        """Write a new assignment: create people, move the faces whose person changed, retire
-        people left with no face. Returns (faces changed, people created). One transaction."""
+        """Write a new assignment: create people, record provisional people folded into others
+        as merges, move the faces whose person changed, retire people left with no face.
+        Returns (faces changed, people created). One transaction."""
         now = time.time()
         person = person.copy()
         with self.transaction() as c:
+            for gone, survivor in folded:
+                c.execute(
+                    "UPDATE people SET merged_into = ?, retired = ? WHERE id = ?",
+                    (survivor, now, gone),
+                )
+                c.execute(
+                    "UPDATE OR IGNORE rejections SET person_id = ? WHERE person_id = ?",
+                    (survivor, gone),
+                )
             for group in new_people:
                 pid = c.execute("INSERT INTO people (created) VALUES (?)", (now,)).lastrowid
                 person[group] = pid

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from faced.config import DetectionConfig, ImagesConfig
-from faced.encode import EncodeResult, detector_label, encode_file
+from faced.encode import CRASHED, EncodeResult, detector_label, encode_file
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,13 @@ class EncoderPool:
                 except StopIteration:
                     exhausted = True
                     break
-                inflight.append((path, self.submit(path)))
+                try:
+                    inflight.append((path, self.submit(path)))
+                except BrokenProcessPool:  # broke between two results
+                    pending = [p for p, _ in inflight] + [path]
+                    inflight.clear()
+                    self.close(wait=False)
+                    yield from self._isolate(pending)
             if not inflight:
                 return
             path, fut = inflight.popleft()
@@ -115,12 +121,11 @@ class EncoderPool:
 
 
 def crashed(path: bytes, label: str) -> EncodeResult:
-    """The error record of a file that killed its worker."""
+    """The error record of a file that killed its worker. Unlike other errors it is retried
+    at the next scan: the crash may have had another cause (memory, a killed process)."""
     try:
         st = os.stat(path)
         size, mtime = st.st_size, st.st_mtime_ns
     except OSError:
         size = mtime = 0
-    return EncodeResult(
-        path, size, mtime, None, "error", "the decoder crashed on this file", (), detector=label
-    )
+    return EncodeResult(path, size, mtime, None, "error", CRASHED, (), detector=label)

@@ -76,3 +76,26 @@ def test_adding_one_photo_moves_no_other_face() -> None:
         had = previous[: n - 1] > 0
         assert (person[: n - 1][had] == previous[: n - 1][had]).all()
         previous[:n] = person
+
+
+def test_a_provisional_person_is_folded_into_the_person_its_cluster_holds() -> None:
+    # Person 7 has a folder (3 faces); person 8 is provisional (2 faces); one cluster now.
+    prev = arr(7, 7, 7, 8, 8)
+    a = assign_people(
+        arr(1, 2, 3, 4, 5), arr(1, 2, 3, 4, 5), arr(0, 0, 0, 0, 0), prev, PeopleState(), min_faces=3
+    )
+    assert a.person.tolist() == [7] * 5 and a.folded == [(8, 7)]
+
+
+def test_people_with_folders_names_shared_photos_or_rejections_are_never_folded() -> None:
+    ids, prev, labels = arr(1, 2, 3, 4, 5), arr(7, 7, 7, 8, 8), arr(0, 0, 0, 0, 0)
+    cases = {
+        "both have folders": (arr(1, 2, 3, 4, 5), PeopleState(), 2),
+        "named": (arr(1, 2, 3, 4, 5), PeopleState(named=frozenset({8})), 3),
+        "shared photo": (arr(1, 2, 3, 3, 5), PeopleState(), 3),
+        "rejected": (arr(1, 2, 3, 4, 5), PeopleState(rejections=frozenset({(4, 7)})), 3),
+    }
+    for name, (images, state, min_faces) in cases.items():
+        a = assign_people(ids, images, labels, prev, state, min_faces=min_faces)
+        assert a.folded == [], name
+        assert a.person.tolist()[3:] == [8, 8], name

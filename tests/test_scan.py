@@ -15,8 +15,12 @@ from .conftest import EXTRAS, NOISY, Library, faced, faced_json, people_folders,
 
 def face_rows(state: Path) -> list[tuple[int, bytes]]:
     with sqlite3.connect(state / "faced.sqlite3") as db:
-        return [(r[0], bytes(r[1])) for r in db.execute(
-            "SELECT f.id, i.path FROM faces f JOIN images i ON i.id = f.image_id ORDER BY f.id")]
+        return [
+            (r[0], bytes(r[1]))
+            for r in db.execute(
+                "SELECT f.id, i.path FROM faces f JOIN images i ON i.id = f.image_id ORDER BY f.id"
+            )
+        ]
 
 
 def test_fixture_small_gives_eight_pure_people(small_template: Library) -> None:
@@ -29,8 +33,9 @@ def test_fixture_small_gives_eight_pure_people(small_template: Library) -> None:
         assert (small_template.people / folder / "montage.jpg").stat().st_size > 1000
 
 
-def test_rescan_reads_nothing_and_changes_nothing(small: Library,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_rescan_reads_nothing_and_changes_nothing(
+    small: Library, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = face_rows(small.state)
     links = {k: [p.name for p in v] for k, v in people_folders(small.people).items()}
     capsys.readouterr()
@@ -40,10 +45,15 @@ def test_rescan_reads_nothing_and_changes_nothing(small: Library,
     assert {k: [p.name for p in v] for k, v in people_folders(small.people).items()} == links
 
 
-def test_deleted_photo_leaves_its_folder(small: Library, capsys: pytest.CaptureFixture[str]) -> None:
+def test_deleted_photo_leaves_its_folder(
+    small: Library, capsys: pytest.CaptureFixture[str]
+) -> None:
     victim = small.photos / "madonna" / "train_2.jpg"
-    assert any(os.path.realpath(link) == str(victim)
-               for links in people_folders(small.people).values() for link in links)
+    assert any(
+        os.path.realpath(link) == str(victim)
+        for links in people_folders(small.people).values()
+        for link in links
+    )
     victim.unlink()
     assert small.scan() == 0
     every_link = [link for links in people_folders(small.people).values() for link in links]
@@ -53,8 +63,9 @@ def test_deleted_photo_leaves_its_folder(small: Library, capsys: pytest.CaptureF
     assert faced_json("status", "--state", small.state, capsys=capsys)["images"] == 64  # type: ignore[index]
 
 
-def test_moved_photo_is_recognised_not_reencoded(small: Library,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_moved_photo_is_recognised_not_reencoded(
+    small: Library, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = face_rows(small.state)
     src = small.photos / "elton_john" / "train_2.jpg"
     dest = small.photos / "renamed folder" / "élton 1.jpg"
@@ -81,25 +92,35 @@ def test_user_files_in_person_folders_are_never_touched(small: Library) -> None:
 
 
 def test_group_photos_put_different_people_in_different_folders(tmp_path: Path) -> None:
-    assert faced("scan", EXTRAS / "group", "--output", tmp_path / "p", "--state", tmp_path / "s") == 0
+    # Obama and Biden are in two photos each: folders from two faces on.
+    config = tmp_path / "faced.yaml"
+    config.write_text("clustering:\n  min_faces: 2\n", encoding="utf-8")
+    args = ("scan", EXTRAS / "group", "--config", config)
+    assert faced(*args, "--output", tmp_path / "p", "--state", tmp_path / "s") == 0
     with sqlite3.connect(tmp_path / "s" / "faced.sqlite3") as db:
         pairs = db.execute("SELECT image_id, person_id FROM faces WHERE person_id IS NOT NULL")
         seen = [tuple(r) for r in pairs]
     assert len(seen) == len(set(seen))  # no person twice in one photo
     obama_biden = {"obama_and_biden.jpg", "two_people_obama_biden.jpg"}
-    holding_both = [f for f, links in people_folders(tmp_path / "p").items()
-                    if {link.name for link in links} >= obama_biden]
+    holding_both = [
+        f
+        for f, links in people_folders(tmp_path / "p").items()
+        if {link.name for link in links} >= obama_biden
+    ]
     assert len(holding_both) == 2  # Obama and Biden: two people, each in both photos
 
 
 def test_photos_without_faces(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert faced("scan", EXTRAS / "noface", "--output", tmp_path / "p", "--state", tmp_path / "s") == 0
+    assert (
+        faced("scan", EXTRAS / "noface", "--output", tmp_path / "p", "--state", tmp_path / "s") == 0
+    )
     status = faced_json("status", "--state", tmp_path / "s", capsys=capsys)
     assert status == {**status, "images": 7, "faces": 0, "errors": 0, "people": 0}
 
 
-def test_noisy_web_images_are_all_accounted_for(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_noisy_web_images_are_all_accounted_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     photos = [p for p in NOISY.rglob("*") if p.suffix.lower() == ".jpg"]
     assert faced("scan", NOISY, "--output", tmp_path / "p", "--state", tmp_path / "s") == 0
     status = faced_json("status", "--state", tmp_path / "s", capsys=capsys)

@@ -18,8 +18,18 @@ def result(path: bytes, digest: str, n_faces: int = 1, mtime: int = 1) -> Encode
         Face((10 * i, 20 + 10 * i, 20 + 10 * i, 10 * i), np.full(128, i, np.float32), b"jpeg")
         for i in range(n_faces)
     )
-    return EncodeResult(path, 100, mtime, digest, "faces" if faces else "noface", None, faces,
-                        50, 50, "hog-up1-2048")
+    return EncodeResult(
+        path,
+        100,
+        mtime,
+        digest,
+        "faces" if faces else "noface",
+        None,
+        faces,
+        50,
+        50,
+        "hog-up1-2048",
+    )
 
 
 def face_ids(store: Store) -> list[int]:
