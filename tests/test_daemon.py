@@ -1,0 +1,247 @@
+"""The daemon as a real process: watching, publishing, the notify protocol, signals, kill -9."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from faced.logs import JournalFormatter
+
+from .conftest import LFW, REPO, SMALL, faced, people_folders
+
+
+class NotifyListener:
+    """A datagram socket standing in for systemd's notify socket; collects what it is sent."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="notify-listener")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    def fields(self) -> list[str]:
+        return [line for m in list(self.messages) for line in m.splitlines()]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+class Daemon:
+    """`faced run` on a temporary config, as a subprocess."""
+
+    def __init__(self, root: Path, notify: NotifyListener | None = None, **daemon: object) -> None:
+        self.root = root
+        self.photos, self.people, self.state = root / "photos", root / "people", root / "state"
+        self.photos.mkdir(parents=True, exist_ok=True)
+        settings = {
+            "debounce_seconds": 1,
+            "max_delay_seconds": 4,
+            "rescan_minutes": 0,
+            "workers": 2,
+            **daemon,
+        }
+        self.config = root / "faced.yaml"
+        self.config.write_text(
+            f"watch: [{self.photos}]\noutput: {self.people}\nstate: {self.state}\n"
+            "daemon:\n" + "".join(f"  {k}: {v}\n" for k, v in settings.items()),
+            encoding="utf-8",
+        )
+        self.notify = notify
+        self.log = root / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        if self.notify:
+            env["NOTIFY_SOCKET"] = str(self.notify.path)
+            env["WATCHDOG_USEC"] = "2000000"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "faced", "run", "--config", str(self.config)],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        # kill -9 takes the worker processes' parent away; they exit on their own.
+
+    def counts(self) -> tuple[int, int]:
+        db = self.state / "faced.sqlite3"
+        if not db.exists():
+            return 0, 0
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+            images = c.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+            faces = c.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+        return int(images), int(faces)
+
+
+def until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def listener(tmp_path: Path) -> Iterator[NotifyListener]:
+    n = NotifyListener(tmp_path / "notify.sock")
+    yield n
+    n.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, listener: NotifyListener) -> Iterator[Daemon]:
+    d = Daemon(tmp_path, listener)
+    yield d
+    d.kill()
+
+
+def slow_copy(src: Path, dest: Path) -> None:
+    """A writer that takes its time: chunks with pauses, the file open all along."""
+    data = src.read_bytes()
+    with dest.open("wb") as fh:
+        for i in range(0, len(data), 8192):
+            fh.write(data[i : i + 8192])
+            fh.flush()
+            time.sleep(0.05)
+
+
+def test_daemon_end_to_end(daemon: Daemon, listener: NotifyListener) -> None:
+    daemon.start()
+    until(lambda: "READY=1" in listener.fields(), 60, "READY=1")
+
+    # Three ways photos arrive: plain copies, a slow writer, a temp name renamed into place.
+    def named(photo: Path) -> str:  # file names repeat across people: say whose it is
+        return f"{photo.parent.name}__{photo.name}"
+
+    for photo in sorted((SMALL / "jerry_seinfeld").glob("*.jpg")):
+        shutil.copy(photo, daemon.photos / named(photo))
+    (daemon.photos / "slow").mkdir()
+    for photo in sorted((SMALL / "steve_wozniak").glob("*.jpg"))[:3]:
+        slow_copy(photo, daemon.photos / "slow" / named(photo))
+    for photo in sorted((SMALL / "steve_wozniak").glob("*.jpg"))[3:]:
+        part = daemon.photos / f".{named(photo)}.part"
+        shutil.copy(photo, part)
+        part.rename(daemon.photos / named(photo))
+
+    expected = sum(1 for p in daemon.photos.rglob("*.jpg"))
+
+    def two_people() -> bool:
+        folders = people_folders(daemon.people) if daemon.people.exists() else {}
+        return len(folders) == 2 and sum(len(v) for v in folders.values()) == expected
+
+    until(two_people, 90, f"two person folders with {expected} photos")
+    folders = people_folders(daemon.people).values()
+    labels = sorted(
+        {Path(os.path.realpath(p)).name.split("__")[0] for p in links} for links in folders
+    )
+    assert labels == [{"jerry_seinfeld"}, {"steve_wozniak"}]
+
+    # A deleted photo leaves its folder.
+    victim = daemon.photos / "slow" / sorted(os.listdir(daemon.photos / "slow"))[0]
+    victim.unlink()
+
+    def victim_gone() -> bool:
+        links = [p for v in people_folders(daemon.people).values() for p in v]
+        return all(os.path.realpath(p) != str(victim) for p in links)
+
+    until(victim_gone, 30, "the deleted photo to leave its folder")
+
+    # SIGHUP re-reads the config; the daemon carries on.
+    daemon.signal(signal.SIGHUP)
+    until(lambda: "configuration reloaded" in daemon.log.read_text(), 30, "the reload")
+    until(lambda: listener.fields().count("READY=1") >= 2, 30, "READY=1 after the reload")
+
+    started = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(timeout=10) == 0
+    assert time.monotonic() - started < 10
+    fields = listener.fields()
+    assert "STOPPING=1" in fields and "WATCHDOG=1" in fields and "RELOADING=1" in fields
+    status = [f for f in fields if f.startswith("STATUS=")]
+    assert any("faces" in s and "people" in s and "queued" in s for s in status)
+    log = daemon.log.read_text()
+    assert "Traceback" not in log and "faced stopped" in log
+
+
+def test_kill_9_during_ingest_converges_to_a_clean_scan(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(SMALL, source, ignore=shutil.ignore_patterns("*.csv", "*.txt"))
+    for person in sorted(p for p in LFW.iterdir() if p.is_dir())[:40]:
+        shutil.copytree(person, source / "lfw" / person.name)
+    total = sum(1 for p in source.rglob("*.jpg"))
+
+    d = Daemon(tmp_path / "daemon")
+    shutil.copytree(source, d.photos, dirs_exist_ok=True)
+    for delay in (3.0, 5.0, 4.0, 6.0):  # killed mid-ingest, four times
+        d.start()
+        time.sleep(delay)
+        d.kill()
+    assert d.counts()[0] < total, (
+        "the ingest finished before the last kill; the test proves nothing"
+    )
+    d.start()
+    until(lambda: d.counts()[0] == total, 240, "the ingest to finish after the kills")
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=10) == 0
+
+    clean = tmp_path / "clean"
+    assert faced("scan", d.photos, "--output", clean / "people", "--state", clean / "state") == 0
+
+    def contents(state: Path) -> list[tuple[object, ...]]:
+        with sqlite3.connect(state / "faced.sqlite3") as c:
+            return sorted(
+                c.execute(
+                    "SELECT i.path, i.digest, i.status, f.box_top, f.box_right, f.box_bottom,"
+                    " f.box_left, f.encoding FROM images i LEFT JOIN faces f ON f.image_id = i.id"
+                ).fetchall()
+            )
+
+    assert contents(d.state) == contents(clean / "state")
+    assert not (d.people / ".faced-staging").exists()
+
+
+def test_journald_lines_carry_priority_not_time() -> None:
+    import logging
+
+    record = logging.LogRecord("faced", logging.WARNING, __file__, 1, "skipped %s", ("x",), None)
+    assert JournalFormatter("%(message)s").format(record) == "<4>skipped x"
