@@ -5,7 +5,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint install install-service bench clean
+PREFIX ?= /opt/faced
+
+.PHONY: run test lint install install-service uninstall-service bench clean
 
 # Create the venv and install faced with its dev tools. The systemd extra builds against
 # libsystemd-dev; it is installed only where pkg-config can see that library.
@@ -35,6 +37,30 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check faced tests benchmarks
 	$(VENV)/bin/mypy
+
+# Install faced as a systemd service on a Debian-like server (run as root):
+# /opt/faced/venv, /etc/faced/faced.yaml, /var/lib/faced, user `faced`,
+# photos read from /srv/photos/library, people published to /srv/photos/people.
+install-service:
+	@test "$$(id -u)" = 0 || { echo "run as root: sudo make install-service"; exit 1; }
+	id -u faced >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/faced \
+		--no-create-home --shell /usr/sbin/nologin faced
+	test -x $(PREFIX)/venv/bin/python || $(PYTHON) -m venv $(PREFIX)/venv
+	$(PREFIX)/venv/bin/pip install --quiet --upgrade pip setuptools wheel
+	$(PREFIX)/venv/bin/pip install --quiet '.[systemd]' || $(PREFIX)/venv/bin/pip install --quiet .
+	install -d -m 0755 /etc/faced /srv/photos/library
+	test -e /etc/faced/faced.yaml || install -m 0644 config/faced-service.yaml /etc/faced/faced.yaml
+	install -d -m 0755 -o faced -g faced /srv/photos/people
+	install -m 0644 systemd/faced.service /etc/systemd/system/faced.service
+	systemctl daemon-reload
+	systemctl enable --now faced.service
+	@echo "faced is running: drop photos into /srv/photos/library; see systemctl status faced"
+
+uninstall-service:
+	systemctl disable --now faced.service || true
+	rm -f /etc/systemd/system/faced.service
+	systemctl daemon-reload
+	@echo "kept: /etc/faced, /var/lib/faced, /srv/photos, $(PREFIX) and the faced user"
 
 bench: $(STAMP)
 	$(PY) benchmarks/recluster.py --faces 100000

@@ -66,6 +66,8 @@ def cluster_faces(
         if len(members) < 2:
             continue
         for sub in _split_large(x, members, params):
+            if len(sub) < 2:
+                continue
             local = _average_linkage_cut(x[sub], params)
             for lab in np.unique(local[local >= 0]):
                 labels[sub[local == lab]] = next_label

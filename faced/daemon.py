@@ -40,6 +40,9 @@ from faced.workers import EncoderPool, crashed, pool_size
 log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 2.0  # a file seen by polling is read once unchanged for this long
+# Idle workers are let go after this long (each holds ~150 MB of models and libraries); the
+# next photo starts them again in about a second.
+IDLE_POOL_SECONDS = 60.0
 TICK = 0.25  # the main loop's longest sleep
 HOUSEKEEPING_SECONDS = 5.0  # observer health, user edits, status line
 
@@ -70,6 +73,7 @@ class Daemon:
         self.counters = Counters()
         self.dirty_since: float | None = None
         self.last_change = 0.0
+        self.last_work = time.monotonic()
         self.edits_seen: str | None = None
 
     # -- the loop ----------------------------------------------------------------------------
@@ -130,6 +134,11 @@ class Daemon:
             if now >= next_housekeeping:
                 self._housekeeping()
                 next_housekeeping = now + HOUSEKEEPING_SECONDS
+            if self.inflight or self.pending:
+                self.last_work = now
+            elif now - self.last_work >= IDLE_POOL_SECONDS and self.pool.running:
+                log.debug("idle: stopping the worker processes until photos arrive")
+                self.pool.close()
             if self.notifier.watchdog_seconds and now >= next_ping:
                 # Only a loop that gets here is healthy: a hang stops the pings.
                 self.notifier.watchdog()

@@ -53,6 +53,11 @@ class EncoderPool:
             self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx)
         return self._executor
 
+    @property
+    def running(self) -> bool:
+        """True while worker processes may be alive."""
+        return self._executor is not None
+
     def close(self, *, wait: bool = True) -> None:
         """Stop the workers; with wait=False, files in flight are abandoned (to be redone)."""
         if self._executor is not None:

@@ -115,7 +115,8 @@ def test_photos_without_faces(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         faced("scan", EXTRAS / "noface", "--output", tmp_path / "p", "--state", tmp_path / "s") == 0
     )
     status = faced_json("status", "--state", tmp_path / "s", capsys=capsys)
-    assert status == {**status, "images": 7, "faces": 0, "errors": 0, "people": 0}
+    assert isinstance(status, dict)
+    assert (status["images"], status["faces"], status["errors"], status["people"]) == (7, 0, 0, 0)
 
 
 def test_noisy_web_images_are_all_accounted_for(
