@@ -1,0 +1,157 @@
+"""Ingest throughput on 12-MP photos: the classic pipeline against `faced scan`, same photos.
+
+Makes 12-MP test photos (each shared photo with faces fitted onto 4032x3024), runs the classic
+pipeline (full-size decode, dlib HOG with upsample 1, landmarks and descriptors, one process),
+then the real `faced scan` with its default settings, and prints images/s of both, the ratio,
+and the faces each found by size band (a classic face counts as found by faced when one of
+faced's boxes overlaps it with IoU >= 0.5). With --cnn it also times `detection.detector: cnn`.
+
+    python benchmarks/ingest.py [--photos 24] [--cnn 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from faced.encode import get_models
+
+REPO = Path(__file__).resolve().parent.parent
+FACES = REPO.parent / "shared" / "data" / "faces"
+BANDS = ((0, 80), (80, 160), (160, 100_000))
+
+Box = tuple[int, int, int, int]
+
+
+def make_photos(folder: Path, count: int) -> list[Path]:
+    """12-MP JPEGs: shared photos scaled to fit 4032x3024, on a grey canvas."""
+    sources = sorted((FACES / "fixture_small").rglob("*.jpg")) + sorted(
+        (FACES / "fixture_extras" / "group").glob("*.jpg")
+    )
+    rng = np.random.default_rng(0)
+    out: list[Path] = []
+    for i in rng.permutation(len(sources))[:count]:
+        src = sources[i]
+        with Image.open(src) as im:
+            photo = im.convert("RGB")
+        scale = min(4032 / photo.width, 3024 / photo.height)
+        photo = photo.resize(
+            (round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS
+        )
+        canvas = Image.new("RGB", (4032, 3024), (128, 128, 128))
+        canvas.paste(photo, ((4032 - photo.width) // 2, (3024 - photo.height) // 2))
+        path = folder / f"photo_{len(out):03d}.jpg"
+        canvas.save(path, "JPEG", quality=92)
+        out.append(path)
+    return out
+
+
+def classic(paths: list[Path]) -> tuple[float, dict[str, list[Box]]]:
+    """The classic encode_faces.py loop, with dlib called as face_recognition calls it."""
+    models = get_models("hog")
+    found: dict[str, list[Box]] = {}
+    start = time.perf_counter()
+    for path in paths:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        h, w = rgb.shape[:2]
+        boxes = [
+            (max(t, 0), min(r, w), min(b, h), max(lft, 0)) for t, r, b, lft in models.detect(rgb, 1)
+        ]
+        for box in boxes:  # one descriptor call per face, as face_recognition.face_encodings
+            models.describe(rgb, [box], 1)
+        found[path.name] = boxes
+    return time.perf_counter() - start, found
+
+
+def faced_scan(folder: Path, work: Path, config: str = "") -> tuple[float, dict[str, list[Box]]]:
+    cfg = work / "faced.yaml"
+    cfg.write_text(config, encoding="utf-8")
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "faced",
+            "scan",
+            str(folder),
+            "--output",
+            str(work / "people"),
+            "--state",
+            str(work / "state"),
+            "--config",
+            str(cfg),
+            "-q",
+        ],
+        check=True,
+    )
+    seconds = time.perf_counter() - start
+    found: dict[str, list[Box]] = {}
+    with sqlite3.connect(work / "state" / "faced.sqlite3") as db:
+        for path, *box in db.execute(
+            "SELECT i.path, box_top, box_right, box_bottom, box_left "
+            "FROM faces f JOIN images i ON i.id = f.image_id"
+        ):
+            found.setdefault(os.path.basename(os.fsdecode(bytes(path))), []).append(tuple(box))
+    return seconds, found
+
+
+def iou(a: Box, b: Box) -> float:
+    top, right, bottom, left = max(a[0], b[0]), min(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+    inter = max(0, right - left) * max(0, bottom - top)
+    area = (a[1] - a[3]) * (a[2] - a[0]) + (b[1] - b[3]) * (b[2] - b[0]) - inter
+    return inter / area if area else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=int, default=24)
+    parser.add_argument("--cnn", type=int, default=0, help="also time the CNN on this many photos")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "photos").mkdir()
+        paths = make_photos(root / "photos", args.photos)
+        (root / "faced").mkdir()
+        t_faced, ours = faced_scan(root / "photos", root / "faced")
+        t_classic, theirs = classic(paths)
+        n, cores = len(paths), os.cpu_count()
+        print(f"{n} photos of 4032x3024, {cores} cores")
+        print(f"classic (full size, HOG upsample 1, 1 process): {n / t_classic:.3f} images/s")
+        print(f"faced scan (defaults, {cores} workers): {n / t_faced:.3f} images/s")
+        print(f"speed-up: {t_classic / t_faced:.1f}x")
+        print("faces found by the classic pipeline, and of those by faced, by box height:")
+        for lo, hi in BANDS:
+            total = hit = 0
+            for name, boxes in theirs.items():
+                for box in boxes:
+                    if lo <= box[2] - box[0] < hi:
+                        total += 1
+                        hit += any(iou(box, b) >= 0.5 for b in ours.get(name, []))
+            print(
+                f"  {lo:>4}-{hi if hi < 100_000 else '':<4} px: classic {total:3d}, faced {hit:3d}"
+            )
+        extra = sum(len(v) for v in ours.values()) - sum(len(v) for v in theirs.values())
+        print(f"faces faced found that the classic did not: {max(extra, 0)}")
+        if args.cnn:
+            (root / "cnn").mkdir()
+            (root / "cnn_photos").mkdir()
+            for p in paths[: args.cnn]:
+                os.link(p, root / "cnn_photos" / p.name)
+            t_cnn, _ = faced_scan(root / "cnn_photos", root / "cnn", "detection: {detector: cnn}\n")
+            print(
+                f"faced with detector: cnn: {args.cnn / t_cnn:.3f} images/s "
+                f"({t_cnn / args.cnn:.1f} s per photo)"
+            )
+
+
+if __name__ == "__main__":
+    main()
