@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from faced.config import DetectionConfig, ImagesConfig
 from faced.encode import CRASHED, EncodeResult, detector_label, encode_file
+from faced.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,10 @@ class EncoderPool:
             )
             ctx = multiprocessing.get_context(method)
             if method == "forkserver":
-                ctx.set_forkserver_preload(["faced.encode"])
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx)
+                ctx.set_forkserver_preload(["faced.lifeline", "faced.encode"])
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=ctx, initializer=die_with_parent
+            )
         return self._executor
 
     @property

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -96,11 +97,29 @@ class Daemon:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
 
-    def kill(self) -> None:
+    def descendants(self) -> set[int]:
+        """The daemon's fork server and worker processes."""
+        assert self.proc is not None
+        found, todo = set(), [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    children = {int(c) for c in (task / "children").read_text().split()}
+                except OSError:
+                    continue
+                found |= children
+                todo += children
+        return found
+
+    def kill(self) -> set[int]:
+        """kill -9 the daemon; returns the processes it had started."""
+        left: set[int] = set()
         if self.proc is not None and self.proc.poll() is None:
+            left = self.descendants()
             self.proc.kill()
             self.proc.wait(timeout=10)
-        # kill -9 takes the worker processes' parent away; they exit on their own.
+        return left
 
     def counts(self) -> tuple[int, int]:
         db = self.state / "faced.sqlite3"
@@ -110,6 +129,18 @@ class Daemon:
             images = c.execute("SELECT COUNT(*) FROM images").fetchone()[0]
             faces = c.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
         return int(images), int(faces)
+
+
+def alive(pid: int) -> bool:
+    """True for a running process (a zombie waiting to be reaped is dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def all_dead(pids: set[int]) -> bool:
+    return not any(map(alive, pids))
 
 
 def until(condition: Callable[[], object], timeout: float, what: str) -> None:
@@ -215,7 +246,10 @@ def test_kill_9_during_ingest_converges_to_a_clean_scan(tmp_path: Path) -> None:
     for delay in (3.0, 5.0, 4.0, 6.0):  # killed mid-ingest, four times
         d.start()
         time.sleep(delay)
-        d.kill()
+        orphans = d.kill()
+        assert orphans  # its fork server and workers were running...
+        # ...and die with it instead of lingering (each holds ~150 MB of models).
+        until(partial(all_dead, orphans), 10, "its processes to exit")
     assert d.counts()[0] < total, (
         "the ingest finished before the last kill; the test proves nothing"
     )
