@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from faced.daemon import IDLE_POOL_SECONDS
+
 REPO = Path(__file__).resolve().parent.parent
 SMALL = REPO.parent / "shared" / "data" / "faces" / "fixture_small"
 
@@ -76,8 +78,10 @@ def main() -> None:
                     if time.monotonic() - start > 120:
                         raise SystemExit(f"{p.name} never appeared")
                 latencies.append(time.monotonic() - start)
-            time.sleep(args.debounce + 5)  # idle: nothing queued, workers warm
-            rss = tree_rss_mb(proc.pid)
+            time.sleep(args.debounce + 5)  # idle: nothing queued, workers still warm
+            rss_warm = tree_rss_mb(proc.pid)
+            time.sleep(IDLE_POOL_SECONDS + 6 - args.debounce - 5)  # idle workers released
+            rss_idle = tree_rss_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
@@ -87,7 +91,10 @@ def main() -> None:
         f"latency close -> link: median {lat[len(lat) // 2]:.1f} s, max {lat[-1]:.1f} s "
         f"(goal: debounce + 5 s = {args.debounce + 5:.0f} s)"
     )
-    print(f"idle daemon memory (daemon + workers RSS): {rss:.0f} MB (goal <= 400 MB)")
+    print(
+        f"memory (daemon + workers RSS): {rss_warm:.0f} MB just after work, "
+        f"{rss_idle:.0f} MB idle (workers released after {IDLE_POOL_SECONDS:.0f} s; goal <= 400 MB)"
+    )
 
 
 if __name__ == "__main__":
