@@ -27,6 +27,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	@mkdir -p photos people
+	@echo "faced: drop photos into $(CURDIR)/photos; person folders appear in $(CURDIR)/people (Ctrl-C stops)"
 	$(VENV)/bin/faced run --watch photos --output people --state faced-state
 
 test: $(STAMP)

@@ -19,7 +19,7 @@ import pytest
 
 from faced.logs import JournalFormatter
 
-from .conftest import LFW, REPO, SMALL, faced, people_folders
+from .conftest import LFW, REPO, SMALL, faced, people_folders, run_cli
 
 
 class NotifyListener:
@@ -216,6 +216,20 @@ def test_daemon_end_to_end(daemon: Daemon, listener: NotifyListener) -> None:
         return all(os.path.realpath(p) != str(victim) for p in links)
 
     until(victim_gone, 30, "the deleted photo to leave its folder")
+
+    # Renaming a folder while the daemon runs names the person; the folder keeps the name.
+    jerry = next(
+        f
+        for f, links in people_folders(daemon.people).items()
+        if "jerry_seinfeld" in os.path.realpath(links[0])
+    )
+    (daemon.people / jerry).rename(daemon.people / "Jerry")
+    until(
+        lambda: '"name": "Jerry"' in run_cli("people", "--state", daemon.state, "--json").stdout,
+        30,
+        "the daemon to record the name",
+    )
+    assert "Jerry" in people_folders(daemon.people) and jerry not in people_folders(daemon.people)
 
     # SIGHUP re-reads the config; the daemon carries on.
     daemon.signal(signal.SIGHUP)

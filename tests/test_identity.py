@@ -58,23 +58,30 @@ def test_one_photo_gives_a_person_one_face() -> None:
     assert a.person.tolist() == [7, 0, 7]
 
 
-def test_adding_one_photo_moves_no_other_face() -> None:
+def test_adding_one_photo_moves_no_face_of_a_visible_person() -> None:
     rng = np.random.default_rng(11)
     x, _ = people(rng, [8, 6, 5, 3, 2, 1, 1, 1])
+    x = x[rng.permutation(len(x))]
     ids = np.arange(1, len(x) + 1, dtype=np.int64)
     params = ClusterParams()
     previous = np.zeros(len(x), np.int64)
-    # Library built one face at a time; after each addition no earlier face changes person.
+    min_faces = 3
+    # The library grows one photo at a time. A face whose person has a folder (min_faces or
+    # more faces) never changes person; only provisional people may be folded into others.
     next_id = 1
     for n in range(2, len(x) + 1):
         labels = cluster_faces(x[:n], ids[:n], params)
-        a = assign_people(ids[:n], ids[:n], labels, previous[:n], PeopleState())
+        a = assign_people(
+            ids[:n], ids[:n], labels, previous[:n], PeopleState(), min_faces=min_faces
+        )
         person = a.person.copy()
         for group in a.new_people:
             person[group] = next_id
             next_id += 1
-        had = previous[: n - 1] > 0
-        assert (person[: n - 1][had] == previous[: n - 1][had]).all()
+        before = previous[: n - 1]
+        sizes = np.bincount(before[before > 0], minlength=next_id + 1)
+        visible = (before > 0) & (sizes[np.maximum(before, 0)] >= min_faces)
+        assert (person[: n - 1][visible] == before[visible]).all()
         previous[:n] = person
 
 
