@@ -45,6 +45,7 @@ SETTLE_SECONDS = 2.0  # a file seen by polling is read once unchanged for this l
 IDLE_POOL_SECONDS = 60.0
 TICK = 0.25  # the main loop's longest sleep
 HOUSEKEEPING_SECONDS = 5.0  # observer health, user edits, status line
+PROGRESS_SECONDS = 60.0  # a progress line in the log while photos are being read
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Daemon:
         self.dirty_since: float | None = None
         self.last_change = 0.0
         self.last_work = time.monotonic()
+        self.last_progress = (time.monotonic(), 0)  # (when, photos read by then)
         self.edits_seen: str | None = None
 
     # -- the loop ----------------------------------------------------------------------------
@@ -136,9 +138,12 @@ class Daemon:
                 next_housekeeping = now + HOUSEKEEPING_SECONDS
             if self.inflight or self.pending:
                 self.last_work = now
-            elif now - self.last_work >= IDLE_POOL_SECONDS and self.pool.running:
-                log.debug("idle: stopping the worker processes until photos arrive")
-                self.pool.close()
+                self._progress(now)
+            else:
+                self.last_progress = (now, self.counters.encoded)  # rates count from here
+                if now - self.last_work >= IDLE_POOL_SECONDS and self.pool.running:
+                    log.debug("idle: stopping the worker processes until photos arrive")
+                    self.pool.close()
             if self.notifier.watchdog_seconds and now >= next_ping:
                 # Only a loop that gets here is healthy: a hang stops the pings.
                 self.notifier.watchdog()
@@ -268,6 +273,16 @@ class Daemon:
             )
         if self.lib.record(result):
             self._changed()
+
+    def _progress(self, now: float) -> None:
+        """During a long import, one log line a minute: how far, how fast."""
+        since, done = self.last_progress
+        if now - since < PROGRESS_SECONDS:
+            return
+        rate = (self.counters.encoded - done) / (now - since)
+        queued = len(self.pending) + len(self.settling) + len(self.inflight)
+        log.info("read %d photos so far (%.1f/s), %d queued", self.counters.encoded, rate, queued)
+        self.last_progress = (now, self.counters.encoded)
 
     def _changed(self) -> None:
         now = time.monotonic()
