@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from faced.cluster import ClusterParams, cluster_faces
+from faced.cluster import ClusterParams, cluster_faces, merge_threshold
 from faced.config import DetectionConfig, ImagesConfig
-from faced.identity import PeopleState, assign_people
+from faced.identity import PeopleState, assign_people, place_new_faces
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache" / "lfw_dev_one_per_person.npy"
@@ -73,6 +73,31 @@ def synthetic_library(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x[order].astype(np.float32), labels[order]
 
 
+def time_placement(x: np.ndarray, truth: np.ndarray, count: int) -> None:
+    """How long the daemon takes to place `count` new faces among a library's people."""
+    new, known = x[:count], x[count:]
+    ids = np.arange(count, dtype=np.int64)
+    params = ClusterParams()
+    start = time.perf_counter()
+    placed = place_new_faces(
+        new,
+        ids,
+        ids,
+        known,
+        truth[count:] + 1,
+        np.arange(len(known), dtype=np.int64) + count,
+        PeopleState(),
+        lambda size: merge_threshold(size, params),
+    )
+    seconds = time.perf_counter() - start
+    right = int(np.sum(placed == truth[:count] + 1))
+    print(
+        f"place {count} new faces among {len(known)}: {seconds * 1000:.0f} ms "
+        f"({right} placed with their person, {int(np.sum(placed == 0))} left for the next "
+        "full re-cluster)"
+    )
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -81,9 +106,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--faces", type=int, default=10_000)
     parser.add_argument("--quality", action="store_true", help="also score against the labels")
+    parser.add_argument(
+        "--place",
+        type=int,
+        default=10,
+        help="also time placing this many new faces among the library's people",
+    )
+    parser.add_argument("--no-full", action="store_true", help="skip the full re-cluster")
     args = parser.parse_args()
 
     x, truth = synthetic_library(args.faces)
+    if args.place:
+        time_placement(x, truth, args.place)
+    if args.no_full:
+        return
     face_ids = np.arange(1, len(x) + 1, dtype=np.int64)
     base_rss = peak_rss_mb()
     start = time.perf_counter()

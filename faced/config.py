@@ -104,6 +104,12 @@ class DaemonConfig:
     max_delay_seconds: float = _opt(120.0, lo=0.0)
     rescan_minutes: float = _opt(60.0, lo=0.0)  # 0: only at start
     queue_size: int = _opt(256, lo=1)
+    # Above this many faces, new faces are placed among existing people in milliseconds and
+    # the full re-cluster waits until `full_recluster_faces` faces are left unplaced, or
+    # `full_recluster_hours` have passed.
+    incremental_above: int = _opt(20_000, lo=0)
+    full_recluster_faces: int = _opt(500, lo=1)
+    full_recluster_hours: float = _opt(24.0, lo=0.0)
 
 
 @dataclass(frozen=True)

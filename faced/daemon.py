@@ -305,9 +305,16 @@ class Daemon:
         """Re-cluster and publish (one at a time: this thread is the only one that does)."""
         self.dirty_since = None
         self.notifier.status("re-clustering; " + self.status_line())
-        report = self.lib.refresh()
+        report = self.lib.refresh(incremental=True)
         self.counters.refreshes += 1
-        if report.clustered:
+        if report.incremental:
+            log.info(
+                "placed new faces among %d in %.2f s: %d joined a person",
+                report.faces,
+                report.seconds,
+                report.changed,
+            )
+        elif report.clustered:
             log.info(
                 "re-clustered %d faces in %.1f s: %d changed, %d new people",
                 report.faces,

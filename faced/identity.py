@@ -15,6 +15,7 @@ user rejected one of its faces there. People with folders are never merged autom
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,3 +155,61 @@ def _fold_provisional(
         sizes[p] = 0
         folded.append((p, survivor))
     return folded
+
+
+def place_new_faces(
+    new: np.ndarray,
+    new_face_ids: np.ndarray,
+    new_image_ids: np.ndarray,
+    known: np.ndarray,
+    known_person: np.ndarray,
+    known_image_ids: np.ndarray,
+    state: PeopleState,
+    threshold: Callable[[int], float],
+    *,
+    one_face_per_photo: bool = True,
+    k: int = 5,
+) -> np.ndarray:
+    """Place new faces among existing people without re-clustering (milliseconds).
+
+    A new face joins the person whose `k` nearest faces are, on average, within
+    `threshold(size of that person)`: the same size-aware rule the clustering's merges obey.
+    Rejections and the one-face-per-photo rule hold. Faces no person claims get 0 and wait for
+    the next full re-cluster. `known*` describe faces that already have a person.
+    """
+    out = np.zeros(len(new), dtype=np.int64)
+    if len(new) == 0 or len(known) == 0:
+        return out
+    people, inverse, sizes = np.unique(known_person, return_inverse=True, return_counts=True)
+    taken = {(int(i), int(p)) for i, p in zip(known_image_ids, known_person, strict=True)}
+    # Squared distances through one matrix product: new x known, in float32.
+    d2 = np.sum(new**2, axis=1)[:, None] + np.sum(known**2, axis=1)[None, :] - 2.0 * new @ known.T
+    dist = np.sqrt(np.maximum(d2, 0.0))
+    for row in range(len(new)):
+        scores = np.full(len(people), np.inf)
+        nearest = min(k * 20, dist.shape[1])  # the nearest faces decide; far ones cannot
+        order = np.argpartition(dist[row], nearest - 1)[:nearest]
+        order = order[np.argsort(dist[row, order])]
+        seen = np.zeros(len(people), dtype=np.int64)
+        sums = np.zeros(len(people))
+        for j in order:
+            p = inverse[j]
+            if seen[p] < k:
+                seen[p] += 1
+                sums[p] += dist[row, j]
+        has = seen > 0
+        scores[has] = sums[has] / seen[has]
+        for p_index in np.argsort(scores):
+            if not np.isfinite(scores[p_index]):
+                break
+            person = int(people[p_index])
+            if scores[p_index] > threshold(int(sizes[p_index])):
+                break
+            if (int(new_face_ids[row]), person) in state.rejections:
+                continue
+            if one_face_per_photo and (int(new_image_ids[row]), person) in taken:
+                continue
+            out[row] = person
+            taken.add((int(new_image_ids[row]), person))
+            break
+    return out

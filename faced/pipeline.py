@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faced.cluster import ClusterParams, cluster_faces
+import numpy as np
+
+from faced.cluster import ClusterParams, cluster_faces, merge_threshold
 from faced.config import Config
 from faced.decode import read_file
 from faced.discover import walk
 from faced.encode import CRASHED, MODEL_NAME, EncodeResult, detector_label
 from faced.errors import ImageError
-from faced.identity import assign_people
+from faced.identity import assign_people, place_new_faces
 from faced.layout import DEFAULT_NAME, plan_layout
 from faced.publish import Publisher, observe
 from faced.store import ImageRow, Store
@@ -47,6 +49,7 @@ class RefreshReport:
     renamed: int = 0
     rejected: int = 0
     clustered: bool = False
+    incremental: bool = False  # new faces placed among people, no full re-cluster
     seconds: float = 0.0
 
 
@@ -146,14 +149,26 @@ class Library:
 
     # -- re-cluster and publish --------------------------------------------------------------
 
-    def refresh(self, *, force: bool = False) -> RefreshReport:
+    def refresh(self, *, force: bool = False, incremental: bool = False) -> RefreshReport:
         """Take in the user's edits in the people folder, re-cluster if anything changed,
-        and bring the people folder up to date."""
+        and bring the people folder up to date.
+
+        With `incremental` (the daemon), a large library only places its new faces among the
+        existing people, in milliseconds; the full re-cluster runs when enough faces wait
+        unplaced or the last one is old (see DaemonConfig).
+        """
         t0 = time.monotonic()
         report = RefreshReport()
         report.renamed, report.rejected = self.take_user_edits()
         if force or self.store.fingerprint() != self.store.get_meta("clustered"):
-            self.recluster(report)
+            if incremental and not report.rejected and not self._full_recluster_due():
+                self.place_new(report)
+                # Faces nobody claims may be new people: enough of them call for a full run.
+                waiting = self.store.unassigned_since(self._last_full()[1])
+                report.incremental = waiting < self.cfg.daemon.full_recluster_faces
+            if not report.incremental:
+                self.recluster(report)
+                self.store.set_meta("full_recluster", f"{time.time()} {self.store.max_face_id()}")
             # Taken after clustering, which itself changes how many faces are unassigned.
             self.store.set_meta("clustered", self.store.fingerprint())
             report.clustered = True
@@ -186,6 +201,47 @@ class Library:
                 )
                 rejected += n
         return renamed, rejected
+
+    def _last_full(self) -> tuple[float, int]:
+        """When the last full re-cluster ran, and the newest face it saw."""
+        when, _, max_face = (self.store.get_meta("full_recluster") or "0 0").partition(" ")
+        return float(when), int(max_face or 0)
+
+    def _full_recluster_due(self) -> bool:
+        d = self.cfg.daemon
+        if self.store.face_count() <= d.incremental_above:
+            return True  # a small library re-clusters in a moment: always do it properly
+        return time.time() - self._last_full()[0] >= d.full_recluster_hours * 3600
+
+    def place_new(self, report: RefreshReport | None = None) -> RefreshReport:
+        """Give faces added since the last full re-cluster the person they clearly belong to."""
+        report = report or RefreshReport()
+        c = self.cfg.clustering
+        params = ClusterParams(c.pair_threshold, c.link_threshold, c.one_face_per_photo)
+        table = self.store.face_table(MODEL_NAME)
+        _, max_face = self._last_full()
+        new = (table.face_id > max_face) & (table.person_id <= 0)
+        known = table.person_id > 0
+        person = np.where(table.person_id > 0, table.person_id, 0)
+        state = self.store.people_state()
+        rows = np.flatnonzero(new)
+        for start in range(0, len(rows), 64):  # bounded memory: 64 x library distances
+            chunk = rows[start : start + 64]
+            person[chunk] = place_new_faces(
+                table.encoding[chunk],
+                table.face_id[chunk],
+                table.image_id[chunk],
+                table.encoding[known],
+                person[known],
+                table.image_id[known],
+                state,
+                lambda size: merge_threshold(size, params),
+                one_face_per_photo=c.one_face_per_photo,
+            )
+            known[chunk] = person[chunk] > 0
+        report.faces = len(table)
+        report.changed, _ = self.store.apply_assignment(table.face_id, person, [], table.person_id)
+        return report
 
     def recluster(self, report: RefreshReport | None = None) -> RefreshReport:
         """Cluster every face and give faces people, keeping every identity that holds."""

@@ -568,6 +568,19 @@ class Store:
 
     # -- meta and counts ---------------------------------------------------------------------
 
+    def face_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+
+    def max_face_id(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM faces").fetchone()[0])
+
+    def unassigned_since(self, face_id: int) -> int:
+        """Faces newer than `face_id` that belong to nobody yet."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM faces WHERE id > ? AND person_id IS NULL", (face_id,)
+        ).fetchone()
+        return int(row[0])
+
     def fingerprint(self) -> str:
         """Changes whenever clustering could come out differently (faces, merges, rejections)."""
         faces = self.conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM faces").fetchone()

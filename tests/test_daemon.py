@@ -121,6 +121,9 @@ class Daemon:
             self.proc.wait(timeout=10)
         return left
 
+    def recorded_at_least(self, images: float) -> bool:
+        return self.counts()[0] >= images
+
     def counts(self) -> tuple[int, int]:
         db = self.state / "faced.sqlite3"
         if not db.exists():
@@ -257,16 +260,18 @@ def test_kill_9_during_ingest_converges_to_a_clean_scan(tmp_path: Path) -> None:
 
     d = Daemon(tmp_path / "daemon")
     shutil.copytree(source, d.photos, dirs_exist_ok=True)
-    for delay in (3.0, 5.0, 4.0, 6.0):  # killed mid-ingest, four times
+    # Killed four times: while starting, then at a quarter, half and three quarters done.
+    for fraction in (0.0, 0.25, 0.5, 0.75):
         d.start()
-        time.sleep(delay)
+        if fraction:
+            until(partial(d.recorded_at_least, fraction * total), 120, f"{fraction:.0%} done")
+        else:
+            until(lambda: bool(d.descendants()), 60, "the workers to start")
         orphans = d.kill()
         assert orphans  # its fork server and workers were running...
         # ...and die with it instead of lingering (each holds ~150 MB of models).
         until(partial(all_dead, orphans), 10, "its processes to exit")
-    assert d.counts()[0] < total, (
-        "the ingest finished before the last kill; the test proves nothing"
-    )
+        assert d.counts()[0] < total, "the ingest finished before the kill: it proves nothing"
     d.start()
     until(lambda: d.counts()[0] == total, 240, "the ingest to finish after the kills")
     d.signal(signal.SIGTERM)

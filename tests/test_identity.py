@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from faced.cluster import ClusterParams, cluster_faces
-from faced.identity import PeopleState, assign_people, resolve
+from faced.cluster import ClusterParams, cluster_faces, merge_threshold
+from faced.identity import PeopleState, assign_people, place_new_faces, resolve
 
 from .synthetic import people
 
@@ -106,3 +106,42 @@ def test_people_with_folders_names_shared_photos_or_rejections_are_never_folded(
         a = assign_people(ids, images, labels, prev, state, min_faces=min_faces)
         assert a.folded == [], name
         assert a.person.tolist()[3:] == [8, 8], name
+
+
+def test_new_faces_are_placed_among_people_without_reclustering() -> None:
+    rng = np.random.default_rng(21)
+    x, truth = people(rng, [9, 9, 9, 2])
+    stranger, _ = people(rng, [1])
+    rank = np.concatenate([np.arange(n) for n in (9, 9, 9, 2)])
+    new = (rank >= 7) & (truth < 3)  # two faces of each of the first three held back
+    known = ~new
+    person = truth + 10
+    new_faces = np.concatenate([x[new], stranger])
+    ids = np.arange(1, len(new_faces) + 1, dtype=np.int64) + 1000
+    params = ClusterParams()
+    placed = place_new_faces(
+        new_faces,
+        ids,
+        ids,
+        x[known],
+        person[known],
+        np.arange(known.sum(), dtype=np.int64),
+        PeopleState(),
+        lambda size: merge_threshold(size, params),
+    )
+    assert placed[:-1].tolist() == person[new].tolist()
+    assert placed[-1] == 0  # a stranger waits for the next full re-cluster
+    # A rejection and a shared photo are obeyed.
+    rejected = PeopleState(rejections=frozenset({(int(ids[0]), int(person[new][0]))}))
+    again = place_new_faces(
+        new_faces[:2],
+        ids[:2],
+        arr(5000, 5000),
+        x[known],
+        person[known],
+        np.arange(known.sum(), dtype=np.int64),
+        rejected,
+        lambda size: merge_threshold(size, params),
+    )
+    assert again[0] != person[new][0]
+    assert again[1] == person[new][1] or again[1] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -108,3 +109,38 @@ def test_hostile_names_stay_inside_the_people_folder(small: Library, hostile: st
 def test_name_errors(small: Library) -> None:
     assert faced("name", "person_9999", "X", "--state", small.state) == 2
     assert faced("name", "person_0001", "..", "--state", small.state) == 2
+
+
+def test_the_daemon_places_new_faces_on_a_large_library(small: Library, tmp_path: Path) -> None:
+    from faced.config import load_config
+    from faced.pipeline import Library as Pipeline
+    from faced.store import Store
+
+    config = tmp_path / "incremental.yaml"
+    config.write_text("daemon: {incremental_above: 0, full_recluster_faces: 3}\n", encoding="utf-8")
+    cfg = load_config(config).with_paths(output=small.people, state=small.state)
+    before = who_is_where(small.people)
+    elton = small.people / folder_of(small.people, "elton_john")
+    for i, link in enumerate(sorted(p for p in elton.iterdir() if p.is_symlink())[:2]):
+        shutil.copy2(os.path.realpath(link), small.photos / f"elton_again_{i}.jpg")
+    from faced.cli import encoder
+
+    with Store(small.state) as store:
+        lib = Pipeline(cfg, store)
+        plan = lib.plan_scan([small.photos])
+        for result in encoder(cfg)(plan.todo):
+            lib.record(result)
+        report = lib.refresh(incremental=True)
+        assert report.incremental and report.changed == 2
+        assert {"elton_again_0.jpg", "elton_again_1.jpg"} <= {p.name for p in elton.iterdir()}
+        assert who_is_where(small.people) == before
+        # Enough faces waiting unplaced: the next refresh is a full re-cluster.
+        for i, photo in enumerate(
+            sorted((SMALL.parent / "fixture_extras" / "group").glob("*.jpg"))
+        ):
+            shutil.copy2(photo, small.photos / f"group_{i}.jpg")
+        plan = lib.plan_scan([small.photos])
+        for result in encoder(cfg)(plan.todo):
+            lib.record(result)
+        # Strangers stay unplaced; with three or more waiting, the refresh re-clusters fully.
+        assert not lib.refresh(incremental=True).incremental
