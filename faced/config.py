@@ -51,8 +51,13 @@ class ImagesConfig:
         ".tif",
         ".tiff",
         ".gif",
+        ".heic",
+        ".heif",
+        ".hif",
     )
-    formats: tuple[str, ...] = ("jpeg", "png", "webp", "bmp", "tiff", "gif")
+    # heif needs the optional pillow-heif (faced[heic]); without it HEIC files are reported as
+    # unsupported, not as corrupt.
+    formats: tuple[str, ...] = ("jpeg", "png", "webp", "bmp", "tiff", "gif", "heif")
     # Decompression-bomb guard: more pixels than this is an error, checked before decoding.
     max_pixels: int = _opt(150_000_000, lo=1)
     max_file_mb: int = _opt(300, lo=1)
@@ -211,7 +216,7 @@ def _check_consistency(cfg: Config, source: str) -> None:
     for i, w in enumerate(cfg.watch):
         if w.path in (cfg.output, cfg.state):
             problems.append(f"watch[{i}]: must not be the output or state folder")
-    known = {"jpeg", "png", "webp", "bmp", "tiff", "gif"}
+    known = {"jpeg", "png", "webp", "bmp", "tiff", "gif", "heif"}
     for i, f in enumerate(cfg.images.formats):
         if f not in known:
             problems.append(f"images.formats[{i}]: unknown format {f!r} (known: {sorted(known)})")

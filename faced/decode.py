@@ -30,7 +30,24 @@ _PIL_FORMATS = {
     "bmp": ("BMP",),
     "tiff": ("TIFF",),
     "gif": ("GIF",),
+    "heif": ("HEIF",),  # iPhone photos; needs the optional pillow-heif (faced[heic])
 }
+HEIF_MISSING = "HEIC/HEIF photo: not supported without pillow-heif (pip install 'faced[heic]')"
+_heif: list[bool] = []  # whether pillow-heif is registered in this process, once known
+
+
+def heif_available() -> bool:
+    """Register pillow-heif's opener with Pillow once per process, if it is installed."""
+    if not _heif:
+        try:
+            import pillow_heif  # the optional extra
+        except ImportError:
+            _heif.append(False)
+        else:
+            pillow_heif.register_heif_opener()
+            _heif.append(True)
+    return _heif[0]
+
 
 _EXIF_ORIENTATION = 0x0112
 
@@ -94,7 +111,7 @@ def _sniff(data: bytes) -> str:
     """A one-line guess at what a non-image is, for the error reason."""
     head = data[:64].lstrip()
     if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc", b"ftypmsf1"):
-        return "HEIC/HEIF photo: not supported"
+        return HEIF_MISSING if not heif_available() else "HEIC/HEIF photo: format not enabled"
     if data[4:8] == b"ftyp":
         return "a video or ISO media file, not a photo"
     if head[:1] == b"<":
@@ -108,7 +125,12 @@ def _sniff(data: bytes) -> str:
 
 def decode(data: bytes, cfg: ImagesConfig) -> Decoded:
     """Decode `data` into displayed-orientation RGB. Raises ImageError with a one-line reason."""
-    formats = [name for key in cfg.formats for name in _PIL_FORMATS[key]]
+    formats = [
+        name
+        for key in cfg.formats
+        for name in _PIL_FORMATS[key]
+        if key != "heif" or heif_available()
+    ]
     with warnings.catch_warnings():
         # Our own pixel limit below replaces Pillow's warning; its hard error still applies.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -118,7 +140,7 @@ def decode(data: bytes, cfg: ImagesConfig) -> Decoded:
             raise ImageError(_sniff(data)) from exc
         except Image.DecompressionBombError as exc:
             raise ImageError(f"too many pixels (decompression bomb guard): {exc}") from exc
-        except (OSError, ValueError, SyntaxError) as exc:
+        except (OSError, ValueError, SyntaxError, RuntimeError) as exc:  # libheif: RuntimeError
             raise ImageError(f"corrupt {_sniff_format(data)}: {exc}") from exc
         fmt = im.format or "?"
         w, h = im.size
@@ -131,6 +153,8 @@ def decode(data: bytes, cfg: ImagesConfig) -> Decoded:
             im.load()  # raises on truncated data: LOAD_TRUNCATED_IMAGES is never set
             orientation = _orientation(im)
             upright: Image.Image = ImageOps.exif_transpose(im) if orientation != 1 else im
+            # libheif applies a HEIC's orientation itself and keeps the original in `info`.
+            orientation = int(im.info.get("original_orientation") or orientation)
             rgb = _to_rgb(upright)
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
             raise ImageError(f"corrupt or truncated {fmt}: {exc}") from exc

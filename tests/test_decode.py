@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from faced.config import ImagesConfig
-from faced.decode import decode, detection_copy, read_file
+from faced.decode import HEIF_MISSING, decode, detection_copy, read_file
 from faced.errors import ImageError
 
 from .conftest import SMALL
@@ -185,3 +185,37 @@ def test_detection_copy_scales_down_only() -> None:
     assert quarter.shape == (756, 1008, 3) and scale == 0.25
     same, one = detection_copy(big[:100, :100], 2000)
     assert one == 1.0 and same.shape == (100, 100, 3)
+
+
+def make_heic(tmp_path: Path) -> tuple[Path, Image.Image]:
+    """An iPhone-style HEIC: pixels stored turned, EXIF orientation 6 to display upright."""
+    import pillow_heif  # installed with faced[heic] by `make test`
+
+    pillow_heif.register_heif_opener()
+    with Image.open(SMALL / "jerry_seinfeld" / "train_1.jpg") as im:
+        upright = im.convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "IMG_0001.HEIC"
+    upright.transpose(Image.Transpose.ROTATE_90).save(
+        path, format="HEIF", exif=exif.tobytes(), quality=95
+    )
+    return path, upright
+
+
+def test_heic_decodes_upright(tmp_path: Path) -> None:
+    path, upright = make_heic(tmp_path)
+    d = decode(raw(path), CFG)
+    assert d.format == "HEIF" and d.orientation == 6
+    assert d.rgb.shape[:2] == (upright.height, upright.width)
+    assert np.abs(d.rgb.astype(int) - np.asarray(upright).astype(int)).mean() < 6
+
+
+def test_heic_without_pillow_heif_is_unsupported_not_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = make_heic(tmp_path)
+    monkeypatch.setattr("faced.decode._heif", [False])
+    with pytest.raises(ImageError) as err:
+        decode(raw(path), CFG)
+    assert err.value.reason == HEIF_MISSING

@@ -118,6 +118,14 @@ def test_exif_rotated_photo_keeps_correct_boxes(tmp_path: Path) -> None:
     assert (b.width, b.height) == upright.size
 
 
+def test_heic_photo_is_encoded(tmp_path: Path) -> None:
+    from .test_decode import make_heic
+
+    path, _ = make_heic(tmp_path)
+    result = encode(path)
+    assert result.status == "faces" and len(result.faces) == 1
+
+
 def test_min_face_px_drops_small_faces() -> None:
     photo = SMALL / "paul_allen" / "paul_allen2.jpg"
     every = encode(photo)
