@@ -156,6 +156,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reject)
 
     p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="export encodings (classic pickle) or a labelled face dataset",
+        description="--pickle FILE: every face as the classic encode_faces.py pickle (a list of "
+        "dicts with imagePath, loc, encoding). --dataset DIR: DIR/<person>/<aligned crop>.jpg "
+        "for every face of every person, and DIR/faces.csv (crop, person, photo, box).",
+    )
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--pickle", type=Path, metavar="FILE")
+    what.add_argument("--dataset", type=Path, metavar="DIR")
+    p.add_argument("--named-only", action="store_true", help="dataset: only named people")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "import",
+        parents=[common],
+        help="import encodings from a classic pickle",
+        description="Take the faces of a classic encode_faces.py pickle without re-encoding. "
+        "Unpickling runs code: only import pickles you made, and say so with --trust-pickle.",
+    )
+    p.add_argument("--pickle", type=Path, metavar="FILE", required=True)
+    p.add_argument("--trust-pickle", action="store_true", help="required: the pickle is yours")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser(
         "eval",
         parents=[common],
         help="measure clustering on labelled folders",
@@ -367,6 +392,35 @@ def cmd_reject(args: argparse.Namespace, cfg: Config) -> int:
         store.touch_edits()
     _after_edit(cfg)
     print(f"{n} face(s) will not be person_{pid:04d} again")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, cfg: Config) -> int:
+    from faced.exchange import export_dataset, export_pickle
+
+    cfg = _state(args, cfg)
+    with Store(cfg.state, readonly=True) as store:
+        if args.pickle:
+            n = export_pickle(store, absolute(args.pickle))
+            print(f"{n} faces written to {args.pickle}")
+        else:
+            written = export_dataset(store, cfg, absolute(args.dataset), named_only=args.named_only)
+            print(f"{sum(written.values())} face crops of {len(written)} people in {args.dataset}")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
+    from faced.exchange import import_pickle
+
+    if not args.trust_pickle:
+        raise UsageError("unpickling runs code: add --trust-pickle if this pickle is yours")
+    cfg = _state(args, cfg)
+    with Store(cfg.state) as store:
+        imported, missing = import_pickle(store, cfg, absolute(args.pickle))
+        output = store.get_meta("output")
+        if output is not None:
+            Library(cfg.with_paths(output=Path(output)), store).refresh()
+    print(f"{imported} photos imported, {missing} not found or unreadable")
     return EXIT_OK
 
 
