@@ -205,11 +205,11 @@ def encoder(cfg: Config) -> Any:
         workers = min(pool_size(cfg.daemon.workers), len(todo))
         if workers <= 1:
             results: Iterable[EncodeResult] = (
-                encode_file(p, cfg.images, cfg.detection) for p in todo
+                encode_file(p, cfg.images, cfg.detection, cfg.video) for p in todo
             )
             yield from _progress(results, len(todo))
             return
-        pool = EncoderPool(cfg.images, cfg.detection, workers)
+        pool = EncoderPool(cfg.images, cfg.detection, workers, cfg.video)
         try:
             yield from _progress(pool.map(todo), len(todo))
         finally:

@@ -64,6 +64,20 @@ class ImagesConfig:
 
 
 @dataclass(frozen=True)
+class VideoConfig:
+    """Video clips: sampled frames, faces de-duplicated per person within a clip."""
+
+    extensions: tuple[str, ...] = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm")
+    fps: float = _opt(1.0, lo=0.01, hi=30.0)  # frames looked at per second of video
+    # At most this many frames per video, spread over the whole clip: a long video costs a
+    # bounded amount of work and does not hold photos up.
+    max_frames: int = _opt(60, lo=1, hi=10_000)
+    # Faces kept per person per clip (the largest): a person on screen for a minute is one
+    # person in one video, not sixty photos.
+    faces_per_person: int = _opt(3, lo=1, hi=100)
+
+
+@dataclass(frozen=True)
 class DetectionConfig:
     """Face detection and description (dlib, the models of face_recognition)."""
 
@@ -126,6 +140,7 @@ class Config:
     state: Path = Path("faced-state")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     images: ImagesConfig = ImagesConfig()
+    video: VideoConfig = VideoConfig()
     detection: DetectionConfig = DetectionConfig()
     clustering: ClusteringConfig = ClusteringConfig()
     publish: PublishConfig = PublishConfig()
@@ -220,9 +235,10 @@ def _check_consistency(cfg: Config, source: str) -> None:
     for i, f in enumerate(cfg.images.formats):
         if f not in known:
             problems.append(f"images.formats[{i}]: unknown format {f!r} (known: {sorted(known)})")
-    for i, e in enumerate(cfg.images.extensions):
-        if not e.startswith("."):
-            problems.append(f"images.extensions[{i}]: must start with a dot, got {e!r}")
+    for section, extensions in (("images", cfg.images.extensions), ("video", cfg.video.extensions)):
+        for i, e in enumerate(extensions):
+            if not e.startswith("."):
+                problems.append(f"{section}.extensions[{i}]: must start with a dot, got {e!r}")
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
 

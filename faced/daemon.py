@@ -84,11 +84,13 @@ class Daemon:
         """Watch, encode and publish until `stop` or `reload` is set."""
         cfg = self.cfg
         excluded = [os.fsencode(p) for p in (cfg.output, cfg.state)]
-        handler = Handler(self.events, cfg.images, excluded, close_events=_has_close_events())
+        handler = Handler(
+            self.events, cfg.images, excluded, close_events=_has_close_events(), video=cfg.video
+        )
         with Store(cfg.state) as store:
             self.store = store
             self.lib = Library(cfg, store)
-            self.pool = EncoderPool(cfg.images, cfg.detection, self.workers)
+            self.pool = EncoderPool(cfg.images, cfg.detection, self.workers, cfg.video)
             self.watcher = Watcher(cfg.watch, handler)
             self.edits_seen = store.get_meta("edited")
             try:

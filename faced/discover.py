@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from faced.config import ImagesConfig
+from faced.config import ImagesConfig, VideoConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,13 @@ def is_ignored_name(name: bytes) -> bool:
     return any(fnmatch.fnmatchcase(text, pattern) for pattern in IGNORED)
 
 
-def is_candidate(path: bytes, images: ImagesConfig) -> bool:
-    """True if `path`'s name says it may be a photo faced should read."""
+def is_candidate(path: bytes, images: ImagesConfig, video: VideoConfig | None = None) -> bool:
+    """True if `path`'s name says it may be a photo (or, given `video`, a clip) to read."""
     name = os.path.basename(path)
     if is_ignored_name(name):
         return False
-    return os.path.splitext(name)[1].lower() in {e.encode() for e in images.extensions}
+    extensions = images.extensions + (video.extensions if video else ())
+    return os.path.splitext(name)[1].lower() in {e.encode() for e in extensions}
 
 
 def is_excluded(path: bytes, excluded: Iterable[bytes]) -> bool:
@@ -60,7 +61,10 @@ def _unlistable(err: OSError) -> None:
 
 
 def walk(
-    roots: Iterable[Path], images: ImagesConfig, excluded: Iterable[Path] = ()
+    roots: Iterable[Path],
+    images: ImagesConfig,
+    excluded: Iterable[Path] = (),
+    video: VideoConfig | None = None,
 ) -> Iterator[tuple[bytes, int, int]]:
     """Yield (absolute path, size, mtime_ns) of every candidate regular file below `roots`."""
     skip = [os.fsencode(os.path.abspath(p)) for p in excluded]
@@ -74,7 +78,7 @@ def walk(
             )
             for name in sorted(files):
                 path = os.path.join(folder, name)
-                if not is_candidate(path, images):
+                if not is_candidate(path, images, video):
                     continue
                 try:
                     st = os.stat(path)  # follows a symlinked file; a loop raises ELOOP

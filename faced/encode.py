@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from faced.config import DetectionConfig, ImagesConfig
+from faced.config import DetectionConfig, ImagesConfig, VideoConfig
 from faced.decode import decode, detection_copy, read_file
 from faced.errors import ImageError, ModelError
 
@@ -110,6 +110,7 @@ class Face:
     box: Box
     encoding: np.ndarray  # float32, shape (128,)
     thumb: bytes
+    frame_ms: int | None = None  # where in a video it was seen; None for a photo
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,11 @@ def face_thumbnail(rgb: np.ndarray, box: Box, side: int = THUMB_SIDE) -> bytes:
     return buf.getvalue()
 
 
-def encode_file(path: bytes, images: ImagesConfig, det: DetectionConfig) -> EncodeResult:
-    """Read, decode and encode one file. Never raises for bad input: errors become a result.
+def encode_file(
+    path: bytes, images: ImagesConfig, det: DetectionConfig, video: VideoConfig | None = None
+) -> EncodeResult:
+    """Read, decode and encode one file (a photo, or a clip if `video` names its extension).
+    Never raises for bad input: errors become a result.
 
     This runs in a worker process; it touches no store and no shared state but the models.
     """
@@ -177,6 +181,11 @@ def encode_file(path: bytes, images: ImagesConfig, det: DetectionConfig) -> Enco
     digest: str | None = None
     label = detector_label(det)
     try:
+        if video is not None:
+            from faced import video as clips  # imported here: it builds on this module
+
+            if clips.is_video(path, video):
+                return clips.encode_video(path, det, video)
         raw = read_file(path, images.max_file_mb * 2**20)
         size, mtime_ns, digest = raw.size, raw.mtime_ns, raw.digest
         decoded = decode(raw.data, images)

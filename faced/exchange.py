@@ -27,6 +27,7 @@ from faced.encode import MODEL_NAME, EncodeResult, Face, detector_label, face_th
 from faced.errors import ImageError, UsageError
 from faced.layout import folder_names
 from faced.store import Store
+from faced.video import is_video, read_frame
 
 CHIP_SIZE = 150  # dlib's own chip size for its descriptor; padding 0.25 shows the whole head
 
@@ -78,13 +79,24 @@ def export_dataset(store: Store, cfg: Config, dest: Path, *, named_only: bool) -
         out = csv.writer(fh)
         out.writerow(["crop", "person", "photo", "top", "right", "bottom", "left"])
         for image_id, faces in sorted(by_image.items()):
-            try:
-                raw = read_file(paths[image_id], cfg.images.max_file_mb * 2**20)
-                rgb = decode(raw.data, cfg.images).rgb
-            except ImageError:
-                continue
+            path = paths[image_id]
+            rgb = None
+            if not is_video(path, cfg.video):
+                try:
+                    rgb = decode(
+                        read_file(path, cfg.images.max_file_mb * 2**20).data, cfg.images
+                    ).rgb
+                except ImageError:
+                    continue
             for face_id, person_id in faces:
-                top, right, bottom, left = boxes[face_id]
+                (top, right, bottom, left), frame_ms = boxes[face_id]
+                if frame_ms is not None:  # a face seen in a video: crop it from its frame
+                    try:
+                        rgb = read_frame(path, frame_ms)
+                    except ImageError:
+                        continue
+                if rgb is None:
+                    continue
                 shape = models.landmarks(rgb, dlib.rectangle(left, top, right, bottom))
                 chip = dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=0.25)
                 folder = folders[person_id]
@@ -95,7 +107,7 @@ def export_dataset(store: Store, cfg: Config, dest: Path, *, named_only: bool) -
                     [
                         f"{folder}/{name}",
                         folder,
-                        os.fsdecode(paths[image_id]),
+                        os.fsdecode(path),
                         top,
                         right,
                         bottom,

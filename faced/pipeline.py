@@ -80,7 +80,9 @@ class Library:
     def plan_scan(self, roots: Iterable[Path]) -> ScanPlan:
         """Compare the files below `roots` with the store."""
         roots = list(roots)
-        found = {p: (s, m) for p, s, m in walk(roots, self.cfg.images, self.excluded())}
+        found = {
+            p: (s, m) for p, s, m in walk(roots, self.cfg.images, self.excluded(), self.cfg.video)
+        }
         known = self.store.images()
         prefixes = [os.fsencode(os.path.abspath(r)).rstrip(b"/") + b"/" for r in roots]
         plan = ScanPlan()
@@ -230,10 +232,10 @@ class Library:
             person[chunk] = place_new_faces(
                 table.encoding[chunk],
                 table.face_id[chunk],
-                table.image_id[chunk],
+                table.photo_id[chunk],
                 table.encoding[known],
                 person[known],
-                table.image_id[known],
+                table.photo_id[known],
                 state,
                 lambda size: merge_threshold(size, params),
                 one_face_per_photo=c.one_face_per_photo,
@@ -249,10 +251,10 @@ class Library:
         c = self.cfg.clustering
         table = self.store.face_table(MODEL_NAME)
         params = ClusterParams(c.pair_threshold, c.link_threshold, c.one_face_per_photo)
-        labels = cluster_faces(table.encoding, table.image_id, params)
+        labels = cluster_faces(table.encoding, table.photo_id, params)
         result = assign_people(
             table.face_id,
-            table.image_id,
+            table.photo_id,
             labels,
             table.person_id,
             self.store.people_state(),

@@ -88,6 +88,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: faces found in a video frame say which (milliseconds from the start; NULL: a photo).
+    """
+    ALTER TABLE faces ADD COLUMN frame_ms INTEGER;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -106,12 +110,19 @@ class ImageRow:
     reason: str | None
 
 
+# Faces of one video frame share a "photo" id: the image id, scaled, plus the frame's time.
+_PHOTO_OF_FACE = "image_id * 1000000000 + COALESCE(frame_ms, 0)"
+
+
 @dataclass(frozen=True)
 class FaceTable:
-    """All faces as arrays, ordered by face id. person_id is -1 where unassigned."""
+    """All faces as arrays, ordered by face id. person_id is -1 where unassigned.
+
+    `photo_id` is equal for faces seen together (one photo, or one frame of a video): the
+    two-faces-in-one-photo rule applies to it."""
 
     face_id: np.ndarray  # int64 (n,)
-    image_id: np.ndarray  # int64 (n,)
+    photo_id: np.ndarray  # int64 (n,)
     person_id: np.ndarray  # int64 (n,)
     encoding: np.ndarray  # float32 (n, 128)
 
@@ -292,13 +303,14 @@ class Store:
             for face in result.faces:
                 fc = c.execute(
                     "INSERT INTO faces (image_id, box_top, box_right, box_bottom, box_left,"
-                    " encoding, detector, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " encoding, detector, model, frame_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         image_id,
                         *face.box,
                         face.encoding.astype("<f4").tobytes(),
                         result.detector,
                         result.model,
+                        face.frame_ms,
                     ),
                 )
                 c.execute(
@@ -335,7 +347,7 @@ class Store:
     def face_table(self, model: str) -> FaceTable:
         """Every face described by `model`, as arrays for clustering."""
         rows = self.conn.execute(
-            "SELECT id, image_id, COALESCE(person_id, -1), encoding FROM faces"
+            f"SELECT id, {_PHOTO_OF_FACE}, COALESCE(person_id, -1), encoding FROM faces"
             " WHERE model = ? ORDER BY id",
             (model,),
         ).fetchall()
@@ -359,10 +371,12 @@ class Store:
         rows = self.conn.execute("SELECT id, path FROM images WHERE status = 'faces'")
         return {r[0]: bytes(r[1]) for r in rows}
 
-    def face_boxes(self) -> dict[int, tuple[int, int, int, int]]:
-        """Face id to (top, right, bottom, left)."""
-        rows = self.conn.execute("SELECT id, box_top, box_right, box_bottom, box_left FROM faces")
-        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+    def face_boxes(self) -> dict[int, tuple[tuple[int, int, int, int], int | None]]:
+        """Face id to its box (top, right, bottom, left) and video frame time (None: a photo)."""
+        rows = self.conn.execute(
+            "SELECT id, box_top, box_right, box_bottom, box_left, frame_ms FROM faces"
+        )
+        return {r[0]: ((r[1], r[2], r[3], r[4]), r[5]) for r in rows}
 
     # -- people ------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from faced.config import ImagesConfig, WatchFolder
+from faced.config import ImagesConfig, VideoConfig, WatchFolder
 from faced.discover import is_candidate, is_excluded, is_ignored_name
 
 log = logging.getLogger(__name__)
@@ -68,16 +68,20 @@ class Handler(FileSystemEventHandler):
         excluded: list[bytes],
         *,
         close_events: bool,
+        video: VideoConfig | None = None,
     ) -> None:
         self.events = events
         self.images = images
+        self.video = video
         self.excluded = excluded
         self.close_events = close_events
         self.overflowed = threading.Event()
 
     def _photo(self, path: bytes) -> bool:
         return (
-            bool(path) and is_candidate(path, self.images) and not is_excluded(path, self.excluded)
+            bool(path)
+            and is_candidate(path, self.images, self.video)
+            and not is_excluded(path, self.excluded)
         )
 
     def _folder(self, path: bytes) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from faced.config import DetectionConfig, ImagesConfig
+from faced.config import DetectionConfig, ImagesConfig, VideoConfig
 from faced.encode import CRASHED, EncodeResult, detector_label, encode_file
 from faced.lifeline import die_with_parent
 
@@ -37,9 +37,16 @@ def pool_size(configured: int) -> int:
 class EncoderPool:
     """Encode files in `workers` processes; at most `workers * 2` files in flight."""
 
-    def __init__(self, images: ImagesConfig, detection: DetectionConfig, workers: int) -> None:
+    def __init__(
+        self,
+        images: ImagesConfig,
+        detection: DetectionConfig,
+        workers: int,
+        video: VideoConfig | None = None,
+    ) -> None:
         self.images = images
         self.detection = detection
+        self.video = video
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
 
@@ -82,7 +89,7 @@ class EncoderPool:
 
     def submit(self, path: bytes) -> Future[EncodeResult]:
         """Queue one file; the future resolves to its EncodeResult."""
-        return self._pool().submit(encode_file, path, self.images, self.detection)
+        return self._pool().submit(encode_file, path, self.images, self.detection, self.video)
 
     def map(self, paths: Iterable[bytes]) -> Iterator[EncodeResult]:
         """Encode `paths`, yielding results as they complete (not in input order)."""
