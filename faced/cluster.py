@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # Above this many faces in one component the exact tree (n²/2 distances) is not built at once;
 # the component is first split by DBSCAN at tighter radii. 12k faces = 576 MB of distances.
 MAX_EXACT = 12_000
+# Above this many faces in all, the sparse path of faced/cluster_large.py is taken.
+LARGE = 40_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ def cluster_faces(
     labels = np.full(n, -1, dtype=np.int64)
     if n < 2:
         return labels
+    if n > LARGE:
+        from faced.cluster_large import cluster_large  # builds on this module
+
+        return cluster_large(encodings, image_ids, params)
     x = np.ascontiguousarray(encodings, dtype=np.float32)
     next_label = 0
     for members in _components(x, params.link_threshold):
@@ -73,8 +79,8 @@ def cluster_faces(
                 labels[sub[local == lab]] = next_label
                 next_label += 1
     if params.one_face_per_photo:
-        labels = _one_face_per_photo(x, np.asarray(image_ids), labels)
-    return _renumber(labels)
+        labels = one_face_per_photo(x, np.asarray(image_ids), labels)
+    return renumber(labels)
 
 
 def _components(x: np.ndarray, radius: float) -> list[np.ndarray]:
@@ -132,7 +138,7 @@ def _average_linkage_cut(x: np.ndarray, params: ClusterParams) -> np.ndarray:
     return np.where(counts[inverse] > 1, inverse, -1).astype(np.int64)
 
 
-def _one_face_per_photo(x: np.ndarray, image_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def one_face_per_photo(x: np.ndarray, image_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Where a cluster holds two faces of one photo, keep the one nearest the cluster's centre."""
     labels = labels.copy()
     clustered = np.flatnonzero(labels >= 0)
@@ -147,7 +153,7 @@ def _one_face_per_photo(x: np.ndarray, image_ids: np.ndarray, labels: np.ndarray
     return labels
 
 
-def _renumber(labels: np.ndarray) -> np.ndarray:
+def renumber(labels: np.ndarray) -> np.ndarray:
     """Labels 0..k-1 in order of first appearance; clusters shrunk to one face become noise."""
     out = np.full(len(labels), -1, dtype=np.int64)
     valid = labels >= 0

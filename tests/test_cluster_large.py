@@ -1,0 +1,54 @@
+"""The sparse path for large libraries obeys the same rules as the exact one."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import DBSCAN
+
+from faced.cluster import ClusterParams, cluster_faces
+from faced.cluster_large import cluster_large
+from faced.metrics import bcubed, pairwise
+
+from .synthetic import people
+
+P = ClusterParams()
+
+
+def distinct(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.int64)
+
+
+def test_separated_people_whole_and_pure() -> None:
+    x, truth = people(np.random.default_rng(1), [30, 12, 9, 7, 5, 3])
+    labels = cluster_large(x, distinct(len(x)), P)
+    assert pairwise(truth, labels).f == 1.0
+
+
+def test_a_bridge_does_not_chain_two_people() -> None:
+    rng = np.random.default_rng(2)
+    x, truth = people(rng, [15, 15])
+    a, b = x[truth == 0].mean(0), x[truth == 1].mean(0)
+    bridge = np.array([a + t * (b - a) for t in np.linspace(0, 1, 9)[1:-1]], dtype=np.float32)
+    xs = np.concatenate([x, bridge])
+    assert DBSCAN(eps=0.45, min_samples=2).fit_predict(xs)[0] != -1  # chained for DBSCAN
+    labels = cluster_large(xs, distinct(len(xs)), P)
+    assert -1 not in set(labels[:30]) and not set(labels[:15]) & set(labels[15:30])
+
+
+def test_strangers_alone_and_one_face_per_photo() -> None:
+    rng = np.random.default_rng(3)
+    x, _ = people(rng, [10, 8] + [1] * 40)
+    photos = distinct(len(x))
+    photos[1] = photos[0]
+    labels = cluster_large(x, photos, P)
+    assert (labels[18:] == -1).all() and labels[0] != labels[1]
+
+
+def test_agrees_with_the_exact_path() -> None:
+    rng = np.random.default_rng(4)
+    sizes = [int(s) for s in np.maximum(1, 200 / np.arange(1, 120) ** 1.1)]
+    x, truth = people(rng, sizes)
+    exact = cluster_faces(x, distinct(len(x)), P)
+    sparse = cluster_large(x, distinct(len(x)), P)
+    assert bcubed(truth, sparse).f >= 0.97 and bcubed(truth, exact).f >= 0.97
+    assert pairwise(exact, sparse).f >= 0.95
