@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # the component is first split by DBSCAN at tighter radii. 12k faces = 576 MB of distances.
 MAX_EXACT = 12_000
 # Above this many faces in all, the sparse path of faced/cluster_large.py is taken.
-LARGE = 40_000
+LARGE = 20_000
 
 
 @dataclass(frozen=True)
