@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faced.cluster import ClusterParams, cluster_faces, merge_threshold
+from faced.cluster import ClusterParams, cluster_faces
 from faced.config import DetectionConfig, ImagesConfig
 from faced.identity import PeopleState, assign_people, place_new_faces
 
@@ -91,7 +91,7 @@ def time_placement(x: np.ndarray, truth: np.ndarray, count: int) -> None:
         truth[count:] + 1,
         np.arange(len(known), dtype=np.int64) + count,
         PeopleState(),
-        lambda size: merge_threshold(size, params),
+        lambda size: params.pair_threshold,  # the bar faced.pipeline.place_new uses
     )
     seconds = time.perf_counter() - start
     right = int(np.sum(placed == truth[:count] + 1))

@@ -173,7 +173,8 @@ def place_new_faces(
     """Place new faces among existing people without re-clustering (milliseconds).
 
     A new face joins the person whose `k` nearest faces are, on average, within
-    `threshold(size of that person)`: the same size-aware rule the clustering's merges obey.
+    `threshold(size of that person)` (the daemon passes a strict constant, see
+    faced.pipeline.Library.place_new).
     Rejections and the one-face-per-photo rule hold. Faces no person claims get 0 and wait for
     the next full re-cluster. `known*` describe faces that already have a person.
     """
