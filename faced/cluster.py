@@ -162,17 +162,8 @@ def renumber(labels: np.ndarray) -> np.ndarray:
     uniq, first, inverse, counts = np.unique(
         labels[valid], return_index=True, return_inverse=True, return_counts=True
     )
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))
-    new = np.where(counts[inverse] > 1, rank[inverse], -1)
-    out[valid] = new
-    return _compact(out)
-
-
-def _compact(labels: np.ndarray) -> np.ndarray:
-    valid = labels >= 0
-    if valid.any():
-        _, inv = np.unique(labels[valid], return_inverse=True)
-        labels = labels.copy()
-        labels[valid] = inv
-    return labels
+    kept = np.flatnonzero(counts > 1)
+    rank = np.full(len(uniq), -1, dtype=np.int64)
+    rank[kept[np.argsort(first[kept], kind="stable")]] = np.arange(len(kept))
+    out[valid] = rank[inverse]
+    return out

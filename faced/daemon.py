@@ -55,7 +55,6 @@ class Counters:
     encoded: int = 0
     errors: int = 0
     last_error: str = ""
-    refreshes: int = 0
 
 
 class Daemon:
@@ -308,7 +307,6 @@ class Daemon:
         self.dirty_since = None
         self.notifier.status("re-clustering; " + self.status_line())
         report = self.lib.refresh(incremental=True)
-        self.counters.refreshes += 1
         if report.incremental:
             log.info(
                 "placed new faces among %d in %.2f s: %d joined a person",

@@ -16,7 +16,6 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -218,8 +217,3 @@ def _stat_or_zero(path: bytes) -> tuple[int, int]:
     except OSError:
         return 0, 0
     return st.st_size, st.st_mtime_ns
-
-
-def warm_up(detector: str) -> Any:
-    """Load the models now (used by workers that would rather fail at start than mid-run)."""
-    return get_models(detector)

@@ -62,13 +62,12 @@ def export_dataset(store: Store, cfg: Config, dest: Path, *, named_only: bool) -
     folders = folder_names(entries, cfg.publish.unknown)
     boxes = store.face_boxes()
     by_image: dict[int, list[tuple[int, int]]] = defaultdict(list)  # image -> (face, person)
-    for person in entries:
-        rows = store.conn.execute(
-            f"SELECT id, image_id FROM faces WHERE id IN ({','.join('?' * len(person.face_ids))})",
-            person.face_ids,
-        )
-        for face_id, image_id in rows:
-            by_image[image_id].append((face_id, person.person_id))
+    rows = store.conn.execute(
+        "SELECT id, image_id, person_id FROM faces WHERE person_id IS NOT NULL ORDER BY id"
+    )
+    for face_id, image_id, person_id in rows:
+        if person_id in folders:
+            by_image[image_id].append((face_id, person_id))
     paths = store.image_paths()
     models = get_models(cfg.detection.detector)
     import dlib

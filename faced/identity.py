@@ -169,6 +169,7 @@ def place_new_faces(
     *,
     one_face_per_photo: bool = True,
     k: int = 5,
+    chunk: int = 64,
 ) -> np.ndarray:
     """Place new faces among existing people without re-clustering (milliseconds).
 
@@ -176,41 +177,42 @@ def place_new_faces(
     `threshold(size of that person)` (the daemon passes a strict constant, see
     faced.pipeline.Library.place_new).
     Rejections and the one-face-per-photo rule hold. Faces no person claims get 0 and wait for
-    the next full re-cluster. `known*` describe faces that already have a person.
+    the next full re-cluster. `known*` describe faces that already have a person; they alone
+    are the reference (new faces placed in the same call do not vouch for each other), and
+    distances are computed `chunk` new faces at a time, so memory stays bounded.
     """
     out = np.zeros(len(new), dtype=np.int64)
     if len(new) == 0 or len(known) == 0:
         return out
     people, inverse, sizes = np.unique(known_person, return_inverse=True, return_counts=True)
     taken = {(int(i), int(p)) for i, p in zip(known_image_ids, known_person, strict=True)}
-    # Squared distances through one matrix product: new x known, in float32.
-    d2 = np.sum(new**2, axis=1)[:, None] + np.sum(known**2, axis=1)[None, :] - 2.0 * new @ known.T
-    dist = np.sqrt(np.maximum(d2, 0.0))
-    for row in range(len(new)):
-        scores = np.full(len(people), np.inf)
-        nearest = min(k * 20, dist.shape[1])  # the nearest faces decide; far ones cannot
-        order = np.argpartition(dist[row], nearest - 1)[:nearest]
-        order = order[np.argsort(dist[row, order])]
-        seen = np.zeros(len(people), dtype=np.int64)
-        sums = np.zeros(len(people))
-        for j in order:
-            p = inverse[j]
-            if seen[p] < k:
-                seen[p] += 1
-                sums[p] += dist[row, j]
-        has = seen > 0
-        scores[has] = sums[has] / seen[has]
-        for p_index in np.argsort(scores):
-            if not np.isfinite(scores[p_index]):
+    known_sq = np.sum(known**2, axis=1)
+    nearest = min(k * 20, len(known))  # the nearest faces decide; far ones cannot
+    for start in range(0, len(new), chunk):
+        block = new[start : start + chunk]
+        # Squared distances through one matrix product: block x known, in float32.
+        d2 = np.sum(block**2, axis=1)[:, None] + known_sq[None, :] - 2.0 * block @ known.T
+        dist = np.sqrt(np.maximum(d2, 0.0))
+        for offset in range(len(block)):
+            row = start + offset
+            order = np.argpartition(dist[offset], nearest - 1)[:nearest]
+            order = order[np.argsort(dist[offset, order])]
+            seen: dict[int, int] = {}  # person index -> faces counted (at most k, nearest first)
+            sums: dict[int, float] = {}
+            for j in order:
+                p = int(inverse[j])
+                if seen.get(p, 0) < k:
+                    seen[p] = seen.get(p, 0) + 1
+                    sums[p] = sums.get(p, 0.0) + float(dist[offset, j])
+            for p in sorted(seen, key=lambda p: sums[p] / seen[p]):
+                person = int(people[p])
+                if sums[p] / seen[p] > threshold(int(sizes[p])):
+                    break
+                if (int(new_face_ids[row]), person) in state.rejections:
+                    continue
+                if one_face_per_photo and (int(new_image_ids[row]), person) in taken:
+                    continue
+                out[row] = person
+                taken.add((int(new_image_ids[row]), person))
                 break
-            person = int(people[p_index])
-            if scores[p_index] > threshold(int(sizes[p_index])):
-                break
-            if (int(new_face_ids[row]), person) in state.rejections:
-                continue
-            if one_face_per_photo and (int(new_image_ids[row]), person) in taken:
-                continue
-            out[row] = person
-            taken.add((int(new_image_ids[row]), person))
-            break
     return out

@@ -225,26 +225,22 @@ class Library:
         known = table.person_id > 0
         person = np.where(table.person_id > 0, table.person_id, 0)
         state = self.store.people_state()
-        rows = np.flatnonzero(new)
         # A placement is as permanent as any assignment (people are sticky), so the bar is the
         # strict one a pair of lone faces must pass, not the looser one for joining a cluster:
         # on lfw_dev the looser bar put 20% of the faces the clustering leaves alone into
         # someone, this one 0.5%. Faces it leaves unplaced wait for the next full re-cluster.
         strict = c.pair_threshold
-        for start in range(0, len(rows), 64):  # bounded memory: 64 x library distances
-            chunk = rows[start : start + 64]
-            person[chunk] = place_new_faces(
-                table.encoding[chunk],
-                table.face_id[chunk],
-                table.photo_id[chunk],
-                table.encoding[known],
-                person[known],
-                table.photo_id[known],
-                state,
-                lambda size: strict,
-                one_face_per_photo=c.one_face_per_photo,
-            )
-            known[chunk] = person[chunk] > 0
+        person[new] = place_new_faces(
+            table.encoding[new],
+            table.face_id[new],
+            table.photo_id[new],
+            table.encoding[known],
+            person[known],
+            table.photo_id[known],
+            state,
+            lambda size: strict,
+            one_face_per_photo=c.one_face_per_photo,
+        )
         report.faces = len(table)
         report.changed, _ = self.store.apply_assignment(table.face_id, person, [], table.person_id)
         return report

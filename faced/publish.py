@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from imutils import build_montages
 
-from faced.layout import UNKNOWN_ID, FolderPlan
+from faced.layout import FolderPlan
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +235,3 @@ class Publisher:
             folder.rmdir()
         except OSError:
             log.warning("%s still holds files faced did not create; left in place", folder)
-
-
-def is_unknown(person_id: int) -> bool:
-    """The unknown folder is planned with person id 0."""
-    return person_id == UNKNOWN_ID
