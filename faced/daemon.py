@@ -32,7 +32,7 @@ from faced.encode import EncodeResult
 from faced.errors import ConfigError
 from faced.notify import Notifier
 from faced.pipeline import Library
-from faced.publish import observe
+from faced.publish import folder_stamp, observe
 from faced.store import Store
 from faced.watch import Event, Handler, Kind, Watcher
 from faced.workers import EncoderPool, crashed, pool_size
@@ -74,6 +74,8 @@ class Daemon:
         self.dirty_since: float | None = None
         self.last_change = 0.0
         self.last_work = time.monotonic()
+        self.people_stamp: tuple[object, ...] = ()  # see _people_folder_edited
+        self.counts: dict[str, int] | None = None  # for the status line; None: recount
         self.last_progress = (time.monotonic(), 0)  # (when, photos read by then)
         self.edits_seen: str | None = None
 
@@ -267,6 +269,7 @@ class Daemon:
 
     def _record(self, result: EncodeResult) -> None:
         self.counters.encoded += 1
+        self.counts = None
         if result.status == "error":
             self.counters.errors += 1
             self.counters.last_error = (
@@ -286,6 +289,7 @@ class Daemon:
         self.last_progress = (now, self.counters.encoded)
 
     def _changed(self) -> None:
+        self.counts = None
         now = time.monotonic()
         self.last_change = now
         if self.dirty_since is None:
@@ -307,6 +311,7 @@ class Daemon:
         self.dirty_since = None
         self.notifier.status("re-clustering; " + self.status_line())
         report = self.lib.refresh(incremental=True)
+        self.counts = None
         if report.incremental:
             log.info(
                 "placed new faces among %d in %.2f s: %d joined a person",
@@ -354,7 +359,15 @@ class Daemon:
         self.notifier.status(self.status_line())
 
     def _people_folder_edited(self) -> bool:
-        """A renamed person folder or a deleted link the user made since the last publish."""
+        """A renamed person folder or a deleted link the user made since the last publish.
+
+        Links are compared only when the folder stamp moved since the last look, so an idle
+        daemon does not read every link of a large library every few seconds.
+        """
+        stamp = folder_stamp(self.cfg.output)
+        if stamp == self.people_stamp:
+            return False
+        self.people_stamp = stamp
         published = self.store.published()
         links = self.store.published_links()
         for pid, seen in observe(self.cfg.output).items():
@@ -365,7 +378,9 @@ class Daemon:
         return False
 
     def status_line(self) -> str:
-        c = self.store.counts(self.cfg.clustering.min_faces)
+        if self.counts is None:  # recounted only after something changed
+            self.counts = self.store.counts(self.cfg.clustering.min_faces)
+        c = self.counts
         queued = len(self.pending) + len(self.settling) + len(self.inflight)
         line = (
             f"{queued} queued, {self.counters.encoded} read, {c['faces']} faces, "

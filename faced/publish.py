@@ -72,6 +72,24 @@ def observe(people_dir: Path) -> dict[int, SeenFolder]:
     return found
 
 
+def folder_stamp(people_dir: Path) -> tuple[object, ...]:
+    """A cheap fingerprint of PEOPLE_DIR: its mtime and each folder's name and mtime.
+
+    Deleting a link changes its folder's mtime; renaming a folder changes PEOPLE_DIR's. So an
+    unchanged stamp means no user edit, without reading every link (O(folders), not O(links)).
+    """
+    try:
+        own = people_dir.stat().st_mtime_ns
+        entries = sorted(
+            (e.name, e.stat(follow_symlinks=False).st_mtime_ns)
+            for e in os.scandir(people_dir)
+            if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+        )
+    except OSError:
+        return ()
+    return (own, *entries)
+
+
 def read_marker(folder: Path) -> int | None:
     """The person id recorded in a folder's marker, or None if it is not a faced folder."""
     try:

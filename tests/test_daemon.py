@@ -121,6 +121,10 @@ class Daemon:
             self.proc.wait(timeout=10)
         return left
 
+    def rejections(self) -> int:
+        with sqlite3.connect(f"file:{self.state / 'faced.sqlite3'}?mode=ro", uri=True) as c:
+            return int(c.execute("SELECT COUNT(*) FROM rejections").fetchone()[0])
+
     def recorded_at_least(self, images: float) -> bool:
         return self.counts()[0] >= images
 
@@ -233,6 +237,12 @@ def test_daemon_end_to_end(daemon: Daemon, listener: NotifyListener) -> None:
         "the daemon to record the name",
     )
     assert "Jerry" in people_folders(daemon.people) and jerry not in people_folders(daemon.people)
+
+    # Deleting a link while the daemon runs records "not this person" and keeps it out.
+    victim_link = people_folders(daemon.people)["Jerry"][0]
+    victim_link.unlink()
+    until(lambda: daemon.rejections() >= 1, 30, "the daemon to record the rejection")
+    assert victim_link.name not in [p.name for p in people_folders(daemon.people)["Jerry"]]
 
     # SIGHUP re-reads the config; the daemon carries on.
     daemon.signal(signal.SIGHUP)
