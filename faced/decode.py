@@ -107,6 +107,24 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=20).hexdigest()
 
 
+def file_digest(path: str | bytes) -> tuple[int, int, str]:
+    """Size, mtime and content_hash of a file of any size, read in 1 MiB chunks (a video,
+    or a file hashed only to recognise a move). Raises ImageError."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            h = hashlib.blake2b(digest_size=20)
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except FileNotFoundError as exc:
+        raise ImageError("vanished before it could be read") from exc
+    except OSError as exc:
+        raise ImageError(f"cannot read: {exc.strerror or exc}") from exc
+    if st.st_size == 0:
+        raise ImageError("empty file (0 bytes)")
+    return st.st_size, st.st_mtime_ns, h.hexdigest()
+
+
 def _sniff(data: bytes) -> str:
     """A one-line guess at what a non-image is, for the error reason."""
     head = data[:64].lstrip()

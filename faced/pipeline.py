@@ -17,7 +17,7 @@ import numpy as np
 
 from faced.cluster import ClusterParams, cluster_faces
 from faced.config import Config
-from faced.decode import read_file
+from faced.decode import file_digest
 from faced.discover import walk
 from faced.encode import CRASHED, MODEL_NAME, EncodeResult, detector_label
 from faced.errors import ImageError
@@ -109,21 +109,23 @@ class Library:
             if row.digest and row.detector == self.label:
                 by_size.setdefault(row.size, []).append(row)
         moves = []
-        for path in list(plan.todo):
+        for path in plan.todo:
             candidates = by_size.get(found[path][0]) if path not in known else None
             if not candidates:
                 continue
             try:
-                digest = read_file(path, self.cfg.images.max_file_mb * 2**20).digest
+                digest = file_digest(path)[2]
             except ImageError:
                 continue
             for row in candidates:
                 if row.digest == digest:
                     candidates.remove(row)
                     moves.append((row.path, path))
-                    plan.todo.remove(path)
-                    plan.gone.remove(row.path)
                     break
+        moved_to = {new for _, new in moves}
+        moved_from = {old for old, _ in moves}
+        plan.todo = [p for p in plan.todo if p not in moved_to]
+        plan.gone = [p for p in plan.gone if p not in moved_from]
         return moves
 
     def excluded(self) -> list[Path]:

@@ -10,7 +10,6 @@ folder links it once, and its faces (with the frame's time) feed the montage.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 
@@ -19,32 +18,14 @@ import numpy as np
 
 from faced.cluster import ClusterParams, cluster_faces
 from faced.config import DetectionConfig, VideoConfig
+from faced.decode import file_digest
 from faced.encode import EncodeResult, Face, detector_label, face_thumbnail, find_faces, get_models
 from faced.errors import ImageError
-
-_CHUNK = 1 << 20
 
 
 def is_video(path: bytes, video: VideoConfig) -> bool:
     """True if the file's extension says it is a video clip."""
     return os.path.splitext(path)[1].lower() in {e.encode() for e in video.extensions}
-
-
-def _digest(path: bytes) -> tuple[int, int, str]:
-    """Size, mtime and content hash, reading the file in chunks (videos can be large)."""
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            h = hashlib.blake2b(digest_size=20)
-            while chunk := fh.read(_CHUNK):
-                h.update(chunk)
-    except FileNotFoundError as exc:
-        raise ImageError("vanished before it could be read") from exc
-    except OSError as exc:
-        raise ImageError(f"cannot read: {exc.strerror or exc}") from exc
-    if st.st_size == 0:
-        raise ImageError("empty file (0 bytes)")
-    return st.st_size, st.st_mtime_ns, h.hexdigest()
 
 
 def sample_times(duration_ms: float, video: VideoConfig) -> list[int]:
@@ -110,7 +91,7 @@ def keep_best_per_person(faces: list[Face], per_person: int) -> list[Face]:
 
 def encode_video(path: bytes, det: DetectionConfig, video: VideoConfig) -> EncodeResult:
     """Find, describe and de-duplicate the faces of one clip. Raises ImageError."""
-    size, mtime_ns, digest = _digest(path)
+    size, mtime_ns, digest = file_digest(path)
     models = get_models(det.detector)
     faces: list[Face] = []
     width = height = 0
