@@ -339,10 +339,14 @@ def _after_edit(cfg: Config) -> None:
         log.warning("the running faced daemon applies this to the folders within seconds")
         return
     with Store(cfg.state) as store:
-        output = store.get_meta("output")
-        if output is None:
-            return  # nothing was ever published from this state
-        Library(cfg.with_paths(output=Path(output)), store).refresh(force=True)
+        _republish(cfg, store, force=True)
+
+
+def _republish(cfg: Config, store: Store, *, force: bool) -> None:
+    """Refresh the people folder this state publishes to (none yet: nothing to do)."""
+    output = store.get_meta("output")
+    if output is not None:
+        Library(cfg.with_paths(output=Path(output)), store).refresh(force=force)
 
 
 def cmd_name(args: argparse.Namespace, cfg: Config) -> int:
@@ -417,9 +421,7 @@ def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
     cfg = _state(args, cfg)
     with Store(cfg.state) as store:
         imported, missing = import_pickle(store, cfg, absolute(args.pickle))
-        output = store.get_meta("output")
-        if output is not None:
-            Library(cfg.with_paths(output=Path(output)), store).refresh()
+        _republish(cfg, store, force=False)
     print(f"{imported} photos imported, {missing} not found or unreadable")
     return EXIT_OK
 
