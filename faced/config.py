@@ -76,6 +76,10 @@ class VideoConfig:
     # person in one video, not sixty photos.
     faces_per_person: int = _opt(3, lo=1, hi=100)
 
+    def matches(self, path: bytes) -> bool:
+        """True if the file's extension says it is a video clip."""
+        return os.path.splitext(path)[1].lower() in {e.encode() for e in self.extensions}
+
 
 @dataclass(frozen=True)
 class DetectionConfig:

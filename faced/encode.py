@@ -180,11 +180,12 @@ def encode_file(
     digest: str | None = None
     label = detector_label(det)
     try:
-        if video is not None:
-            from faced import video as clips  # imported here: it builds on this module
+        if video is not None and video.matches(path):
+            # Imported only for a clip: it builds on this module, and it brings the
+            # clustering code (scikit-learn, SciPy) that photo workers need not load.
+            from faced.video import encode_video
 
-            if clips.is_video(path, video):
-                return clips.encode_video(path, det, video)
+            return encode_video(path, det, video)
         raw = read_file(path, images.max_file_mb * 2**20)
         size, mtime_ns, digest = raw.size, raw.mtime_ns, raw.digest
         decoded = decode(raw.data, images)

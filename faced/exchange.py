@@ -27,7 +27,7 @@ from faced.encode import MODEL_NAME, EncodeResult, Face, detector_label, face_th
 from faced.errors import ImageError, UsageError
 from faced.layout import folder_names
 from faced.store import Store
-from faced.video import is_video, read_frame
+from faced.video import read_frame
 
 CHIP_SIZE = 150  # dlib's own chip size for its descriptor; padding 0.25 shows the whole head
 
@@ -80,7 +80,7 @@ def export_dataset(store: Store, cfg: Config, dest: Path, *, named_only: bool) -
         for image_id, faces in sorted(by_image.items()):
             path = paths[image_id]
             rgb = None
-            if not is_video(path, cfg.video):
+            if not cfg.video.matches(path):
                 try:
                     rgb = decode(
                         read_file(path, cfg.images.max_file_mb * 2**20).data, cfg.images

@@ -23,11 +23,6 @@ from faced.encode import EncodeResult, Face, detector_label, face_thumbnail, fin
 from faced.errors import ImageError
 
 
-def is_video(path: bytes, video: VideoConfig) -> bool:
-    """True if the file's extension says it is a video clip."""
-    return os.path.splitext(path)[1].lower() in {e.encode() for e in video.extensions}
-
-
 def sample_times(duration_ms: float, video: VideoConfig) -> list[int]:
     """The moments (ms) to look at: every 1/fps seconds, at most max_frames, spread evenly."""
     step = 1000.0 / video.fps
