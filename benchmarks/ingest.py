@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import dlib
 import numpy as np
 from PIL import Image
 
@@ -58,13 +59,15 @@ def make_photos(folder: Path, count: int) -> list[Path]:
 def classic(paths: list[Path]) -> tuple[float, dict[str, list[Box]]]:
     """The classic encode_faces.py loop, with dlib called as face_recognition calls it."""
     models = get_models("hog")
+    detector = dlib.get_frontal_face_detector()
     found: dict[str, list[Box]] = {}
     start = time.perf_counter()
     for path in paths:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         h, w = rgb.shape[:2]
         boxes = [
-            (max(t, 0), min(r, w), min(b, h), max(lft, 0)) for t, r, b, lft in models.detect(rgb, 1)
+            (max(r.top(), 0), min(r.right(), w), min(r.bottom(), h), max(r.left(), 0))
+            for r in detector(rgb, 1)
         ]
         for box in boxes:  # one descriptor call per face, as face_recognition.face_encodings
             models.describe(rgb, [box], 1)

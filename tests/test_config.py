@@ -37,7 +37,7 @@ def test_every_problem_is_reported_with_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(
         "colour: blue\n"
-        "detection:\n  detector: mtcnn\n  upsample: -1\n  jitters: many\n"
+        "detection:\n  detector: mtcnn\n  min_face_px: -1\n  jitters: many\n"
         "clustering:\n  link_threshold: 0.4\n  pair_threshold: 0.5\n"
         "daemon:\n  workers: 1.5\n"
         "watch:\n  - polling: true\n",
@@ -50,7 +50,7 @@ def test_every_problem_is_reported_with_file_and_key(tmp_path: Path) -> None:
     for key in (
         "colour",
         "detection.detector",
-        "detection.upsample",
+        "detection.min_face_px",
         "detection.jitters",
         "daemon.workers",
         "watch[0].path",
@@ -91,6 +91,6 @@ def test_config_is_frozen() -> None:
 
 def test_cli_exits_2_on_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("detection: {upsample: lots}\n", encoding="utf-8")
+    path.write_text("detection: {min_face_px: lots}\n", encoding="utf-8")
     assert faced("status", "--config", path, "--state", tmp_path) == 2
-    assert "detection.upsample" in capsys.readouterr().err
+    assert "detection.min_face_px" in capsys.readouterr().err

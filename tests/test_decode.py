@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from faced.config import ImagesConfig
-from faced.decode import HEIF_MISSING, decode, detection_copy, read_file
+from faced.decode import HEIF_MISSING, decode, read_file, scaled_copy
 from faced.errors import ImageError
 
 from .conftest import SMALL
@@ -177,14 +177,11 @@ def test_file_size_limit(tmp_path: Path) -> None:
         read_file(os.fsencode(PHOTO), 1000)
 
 
-def test_detection_copy_scales_down_only() -> None:
+def test_scaled_copy_shrinks_and_enlarges_grey_or_colour() -> None:
     big = np.zeros((3024, 4032, 3), np.uint8)
-    small, scale = detection_copy(big, 2048)
-    assert small.shape == (1512, 2016, 3) and scale == 0.5
-    quarter, scale = detection_copy(big, 2000)  # halving is not enough: quarter
-    assert quarter.shape == (756, 1008, 3) and scale == 0.25
-    same, one = detection_copy(big[:100, :100], 2000)
-    assert one == 1.0 and same.shape == (100, 100, 3)
+    assert scaled_copy(big, 0.5).shape == (1512, 2016, 3)
+    assert scaled_copy(big[:100, :100, 0], 1.5).shape == (150, 150)
+    assert scaled_copy(big, 1.0) is big
 
 
 def make_heic(tmp_path: Path) -> tuple[Path, Image.Image]:

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from faced.config import DetectionConfig, ImagesConfig
-from faced.encode import encode_file, model_dir
+from faced.encode import PYRAMID_STEP, detection_plan, encode_file, model_dir
 
 from .conftest import EXTRAS, REPO, SMALL
 
@@ -66,7 +66,7 @@ def face_recognition() -> Iterator[types.ModuleType]:
     ids=lambda p: p.name,
 )
 def test_descriptors_equal_face_recognition(face_recognition: Any, photo: Path) -> None:
-    result = encode(photo, max_side=1000)
+    result = encode(photo, max_megapixels=0.5)
     assert result.status == "faces", result.reason
     image = face_recognition.load_image_file(str(photo))
     boxes = [face.box for face in result.faces]
@@ -79,7 +79,7 @@ def test_descriptors_equal_face_recognition(face_recognition: Any, photo: Path) 
 
 def test_hog_boxes_equal_face_recognition_at_full_size(face_recognition: Any) -> None:
     photo = SMALL / "elton_john" / "train_2.jpg"
-    ours = [f.box for f in encode(photo, max_side=0).faces]
+    ours = [f.box for f in encode(photo, max_megapixels=0).faces]
     theirs = face_recognition.face_locations(face_recognition.load_image_file(str(photo)), 1, "hog")
     assert sorted(ours) == sorted(theirs)
 
@@ -92,8 +92,8 @@ def test_downscaled_detection_maps_boxes_back(tmp_path: Path) -> None:
         )
     path = tmp_path / "big.png"
     big.save(path)
-    full = encode(path, max_side=0, upsample=0)  # HOG on all 4032 px: same pyramid scales
-    fast = encode(path)  # default: detected at 2016 px, boxes mapped back
+    full = encode(path, max_megapixels=0)  # the classic: HOG on all 4032 px upsampled once
+    fast = encode(path)  # default: searched at 0.8 (the classic's 6th level), mapped back
     assert len(full.faces) == len(fast.faces) == 3
     pairs = list(
         zip(sorted(f.box for f in full.faces), sorted(f.box for f in fast.faces), strict=True)
@@ -145,7 +145,7 @@ def test_photo_without_faces_and_broken_file(tmp_path: Path) -> None:
 
 def test_cnn_detector_finds_the_face() -> None:
     result = encode(
-        SMALL / "guido_van_rossum" / "guido_van_rossum1.jpg", detector="cnn", max_side=400
+        SMALL / "guido_van_rossum" / "guido_van_rossum1.jpg", detector="cnn", max_megapixels=0.15
     )
     assert result.status == "faces" and result.detector.startswith("cnn")
 
@@ -164,5 +164,26 @@ def test_models_are_found_without_pkg_resources_and_not_loaded_at_import() -> No
 
 def test_detection_settings_are_recorded() -> None:
     r = encode(SMALL / "jerry_seinfeld" / "train_1.jpg")
-    assert r.detector == "hog-up1-2048"
-    assert dataclasses.replace(DetectionConfig(), max_side=0) != DetectionConfig()
+    assert r.detector == "hog-min36-10mp"
+    assert dataclasses.replace(DetectionConfig(), max_megapixels=0) != DetectionConfig()
+
+
+def test_detection_plan_searches_levels_of_the_classic_pyramid() -> None:
+    det = DetectionConfig()
+    assert detection_plan(800, 600, det) == (1.0, 1)  # face_recognition's upsample 1 exactly
+    assert detection_plan(4032, 3024, dataclasses.replace(det, max_megapixels=0)) == (1.0, 1)
+    scale, upsample = detection_plan(4032, 3024, det)  # 10 MP of 12.2: the 6th level, 0.80
+    assert upsample == 0 and scale == pytest.approx(2 * (5 / 6) ** 5)
+    for side in range(60, 13_000, 97):
+        for min_face in (10, 25, 36, 57, 80, 130):
+            for megapixels in (0.0, 1.0, 10.0):
+                d = dataclasses.replace(det, min_face_px=min_face, max_megapixels=megapixels)
+                scale, upsample = detection_plan(side, side // 2, d)
+                searched = scale * 2**upsample
+                want = 72 / min_face
+                if megapixels:
+                    want = min(want, (megapixels * 1e6 / (side * (side // 2))) ** 0.5)
+                level = np.log(2 / searched) / np.log(PYRAMID_STEP)
+                assert abs(level - round(level)) < 1e-6  # on the classic's grid
+                assert want / PYRAMID_STEP < searched <= want * (1 + 1e-9)  # nearest below
+                assert scale <= 1.0 and (upsample == 0 or scale > 0.5)
