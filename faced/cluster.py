@@ -36,6 +36,11 @@ MAX_EXACT = 12_000
 LARGE = 20_000
 
 
+# A group's spread is trusted from this many faces on: the distance between two or three faces
+# says little, and copies of one photo (bursts, duplicates) make a small group look tight.
+SPREAD_FACES = 5
+
+
 @dataclass(frozen=True)
 class ClusterParams:
     """Thresholds in dlib descriptor distance (euclidean; 0.6 is dlib's same-person line)."""
@@ -43,6 +48,18 @@ class ClusterParams:
     pair_threshold: float = 0.48
     link_threshold: float = 0.6
     one_face_per_photo: bool = True
+    separation_gap: float = 0.12
+
+
+def separated(between: float, spread_a: float, spread_b: float, p: ClusterParams) -> bool:
+    """True if two groups of SPREAD_FACES+ faces are `between` apart on average, but each is much
+    tighter than that: their gap says two people, even below merge_threshold.
+
+    A group's spread is the average distance between its own faces. Two halves of one person
+    are about as far apart as the faces within each (a person's photos vary by age, light,
+    pose, in every half alike); two similar-looking people are tight groups with a gap.
+    """
+    return between > max(spread_a, spread_b) + p.separation_gap
 
 
 def merge_threshold(size: int, p: ClusterParams) -> float:
@@ -120,13 +137,21 @@ def _average_linkage_cut(x: np.ndarray, params: ClusterParams) -> np.ndarray:
     accepted = np.zeros(2 * n - 1, dtype=bool)
     accepted[:n] = True
     parent = np.full(2 * n - 1, -1, dtype=np.int64)
+    pair_sum = np.zeros(2 * n - 1)  # sum of the distances between a node's faces
     for k, (a, b, height, count) in enumerate(tree):
         a, b, node = int(a), int(b), n + k
         size[node] = int(count)
         parent[a] = parent[b] = node
+        # The tree's height is the average distance between a's and b's faces.
+        pair_sum[node] = pair_sum[a] + pair_sum[b] + height * size[a] * size[b]
         limit = merge_threshold(int(max(size[a], size[b])), params)
         # A rejected merge blocks every merge above it: clusters are whole subtrees.
-        accepted[node] = accepted[a] and accepted[b] and height <= limit
+        ok = bool(accepted[a] and accepted[b] and height <= limit)
+        if ok and min(size[a], size[b]) >= SPREAD_FACES:
+            ok = not separated(
+                height, _spread(pair_sum, size, a), _spread(pair_sum, size, b), params
+            )
+        accepted[node] = ok
     # Each leaf's cluster is its highest accepted ancestor.
     top = np.arange(2 * n - 1)
     for node in range(2 * n - 2, -1, -1):
@@ -136,6 +161,12 @@ def _average_linkage_cut(x: np.ndarray, params: ClusterParams) -> np.ndarray:
     roots = top[:n]
     _, inverse, counts = np.unique(roots, return_inverse=True, return_counts=True)
     return np.where(counts[inverse] > 1, inverse, -1).astype(np.int64)
+
+
+def _spread(pair_sum: np.ndarray, size: np.ndarray, node: int) -> float:
+    """Average distance between the faces of `node` (2 or more faces)."""
+    n = float(size[node])
+    return float(pair_sum[node] / (n * (n - 1) / 2))
 
 
 def one_face_per_photo(x: np.ndarray, image_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -10,9 +10,10 @@ is quadratic. Here:
    norms): the mean squared distance between A and B is |mean A - mean B|^2 + var A + var B. No
    pairwise matrix is ever built.
 3. The merge rule is the exact path's: the root mean square distance must be within
-   merge_threshold(size of the larger cluster). Merges happen in rounds: mutual best partners
-   merge, and clusters whose best partner is one of them join in the same round (one level
-   only, so nothing chains through a round).
+   merge_threshold(size of the larger cluster), and two groups must not be separated (their
+   distance beyond the looser one's own spread by more than separation_gap). Merges happen in
+   rounds: mutual best partners merge, and clusters whose best partner is one of them join
+   in the same round (one level only, so nothing chains through a round).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from faced.cluster import ClusterParams, one_face_per_photo, renumber
+from faced.cluster import SPREAD_FACES, ClusterParams, one_face_per_photo, renumber
 
 NEIGHBOURS = 10
 EXACT_KNN = 20_000  # up to this many faces the neighbours are found exactly
@@ -119,6 +120,16 @@ def cluster_large(
             np.maximum(size[p], size[q])
         )
         ok = rms <= limit
+        # The exact path's separation rule, in root-mean-square terms: a group's spread is
+        # the RMS distance between its own faces, 2s/(s-1) times its variance, from moments.
+        both = ok & (size[p] >= SPREAD_FACES) & (size[q] >= SPREAD_FACES)
+        if both.any():
+            sp, sq_ = size[p[both]], size[q[both]]
+            spread = np.maximum(
+                np.sqrt(2 * sp / (sp - 1) * np.maximum(var[p[both]], 0.0)),
+                np.sqrt(2 * sq_ / (sq_ - 1) * np.maximum(var[q[both]], 0.0)),
+            )
+            ok[both] = rms[both] <= spread + params.separation_gap
         if not ok.any():
             break
         best = _best_partner(p[ok], q[ok], rms[ok], n)

@@ -106,6 +106,10 @@ class ClusteringConfig:
     pair_threshold: float = _opt(0.48, lo=0.05, hi=1.5)
     # A face or group joins an established person up to this average distance.
     link_threshold: float = _opt(0.6, lo=0.05, hi=1.5)
+    # Two groups of faces stay apart, however close, when their average distance exceeds the
+    # looser group's own average spread by more than this: two tight groups with a gap
+    # between them are two people (two white-haired politicians), not one.
+    separation_gap: float = _opt(0.12, lo=0.0, hi=1.5)
     # A person needs this many faces before it gets a folder.
     min_faces: int = _opt(3, lo=1)
     # Two faces in one photo are never the same person.

@@ -252,7 +252,9 @@ class Library:
         report = report or RefreshReport()
         c = self.cfg.clustering
         table = self.store.face_table(MODEL_NAME)
-        params = ClusterParams(c.pair_threshold, c.link_threshold, c.one_face_per_photo)
+        params = ClusterParams(
+            c.pair_threshold, c.link_threshold, c.one_face_per_photo, c.separation_gap
+        )
         labels = cluster_faces(table.encoding, table.photo_id, params)
         result = assign_people(
             table.face_id,

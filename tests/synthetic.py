@@ -18,3 +18,16 @@ def people(rng: np.random.Generator, sizes: list[int]) -> tuple[np.ndarray, np.n
     )
     labels = np.repeat(np.arange(len(sizes)), sizes)
     return x.astype(np.float32), labels
+
+
+def two_groups(rng: np.random.Generator, size: int, apart: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two groups of `size` faces each (spread as one person's), centres `apart` apart.
+
+    Faces of different groups are then sqrt(apart^2 + 0.35^2) apart on average (0.55 for
+    apart 0.42: closer than dlib's 0.6 line, yet a clear gap over the 0.35 within each).
+    """
+    direction = rng.normal(0, 1, DIM)
+    centre = rng.normal(0, CENTRE_SPREAD, DIM)
+    centres = [centre, centre + apart * direction / np.linalg.norm(direction)]
+    x = np.concatenate([c + rng.normal(0, FACE_SPREAD, (size, DIM)) for c in centres])
+    return x.astype(np.float32), np.repeat([0, 1], size)

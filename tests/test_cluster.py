@@ -10,7 +10,7 @@ from sklearn.cluster import DBSCAN
 from faced.cluster import ClusterParams, cluster_faces, merge_threshold
 from faced.metrics import bcubed, pairwise
 
-from .synthetic import people
+from .synthetic import people, two_groups
 
 P = ClusterParams()
 
@@ -88,3 +88,20 @@ def test_merge_threshold_grows_from_pair_to_link_threshold() -> None:
 def test_tiny_inputs() -> None:
     assert cluster_faces(np.zeros((0, 128), np.float32), distinct(0), P).shape == (0,)
     assert cluster_faces(np.zeros((1, 128), np.float32), distinct(1), P).tolist() == [-1]
+
+
+def test_two_look_alikes_with_a_gap_stay_two_people() -> None:
+    # 15 faces each, 0.55 apart on average: under the 0.57 that merge_threshold allows two
+    # groups of 15, but each group is far tighter (0.35) than that.
+    x, truth = two_groups(np.random.default_rng(5), 15, apart=0.42)
+    labels = cluster_faces(x, distinct(len(x)), P)
+    assert pairwise(truth, labels).f == 1.0
+    loose = ClusterParams(separation_gap=9.0)  # without the rule they merge
+    assert len(set(cluster_faces(x, distinct(len(x)), loose))) == 1
+
+
+def test_one_person_with_two_looks_stays_one_person() -> None:
+    # Glasses on and off: the looks are 0.42 apart on average, only 0.07 over their spread.
+    x, _ = two_groups(np.random.default_rng(6), 15, apart=0.23)
+    labels = cluster_faces(x, distinct(len(x)), P)
+    assert len(set(labels)) == 1 and labels[0] >= 0

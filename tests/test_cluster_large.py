@@ -9,7 +9,7 @@ from faced.cluster import ClusterParams, cluster_faces
 from faced.cluster_large import cluster_large
 from faced.metrics import bcubed, pairwise
 
-from .synthetic import people
+from .synthetic import people, two_groups
 
 P = ClusterParams()
 
@@ -52,3 +52,11 @@ def test_agrees_with_the_exact_path() -> None:
     sparse = cluster_large(x, distinct(len(x)), P)
     assert bcubed(truth, sparse).f >= 0.97 and bcubed(truth, exact).f >= 0.97
     assert pairwise(exact, sparse).f >= 0.95
+
+
+def test_look_alikes_apart_and_two_looks_together() -> None:
+    x, truth = two_groups(np.random.default_rng(5), 15, apart=0.42)
+    assert pairwise(truth, cluster_large(x, distinct(len(x)), P)).f == 1.0
+    x, _ = two_groups(np.random.default_rng(6), 15, apart=0.23)
+    labels = cluster_large(x, distinct(len(x)), P)
+    assert len(set(labels)) == 1 and labels[0] >= 0
