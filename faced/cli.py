@@ -252,17 +252,13 @@ def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
         lib = Library(cfg, store)
         plan, _ = run_scan(lib, roots, encoder(cfg))
         counts = store.counts(cfg.clustering.min_faces)
-    log.warning(
-        "scan done: %d photo(s) read, %d unchanged, %d moved, %d gone; %d faces, %d people, "
-        "%d unreadable; people folders in %s",
-        len(plan.todo),
-        plan.unchanged,
-        len(plan.moved),
-        len(plan.gone),
-        counts["faces"],
-        counts["people"],
-        counts["errors"],
-        cfg.output,
+    # The command's result goes to stdout (logs go to stderr), so -q still shows it and a
+    # script can read it; logging it as a warning would flag a normal run in journald.
+    print(
+        f"scan done: {len(plan.todo)} photo(s) read, {plan.unchanged} unchanged, "
+        f"{len(plan.moved)} moved, {len(plan.gone)} gone; {counts['faces']} faces, "
+        f"{counts['people']} people, {counts['errors']} unreadable; "
+        f"people folders in {cfg.output}"
     )
     return EXIT_OK
 

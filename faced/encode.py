@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import logging
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from PIL import Image
 
 from faced.config import DetectionConfig, ImagesConfig, VideoConfig
 from faced.decode import decode, read_file, scaled_copy
+from faced.detect import Box, detection_plan, search_hog
 from faced.errors import ImageError, ModelError
 
 log = logging.getLogger(__name__)
@@ -34,15 +34,6 @@ THUMB_SIDE = 128  # face crops kept in the store for montages, so publishing nev
 
 # The reason recorded for a file whose worker died; such files are read again at the next scan.
 CRASHED = "a worker process died reading this file (retried at the next scan)"
-
-Box = tuple[int, int, int, int]  # (top, right, bottom, left), face_recognition's order
-
-# The height (bottom - top) of the smallest box each detector reports at its search scale:
-# dlib's HOG window is 80 px and its boxes 72 px; the MMOD CNN's boxes are 79 px (measured).
-# Both search a pyramid that shrinks 5/6 a level (pyramid_down<6>), so boxes come in
-# sizes BOX_PX / scale * (6/5)**k.
-BOX_PX = {"hog": 72, "cnn": 79}
-PYRAMID_STEP = 6 / 5
 
 
 def model_dir() -> Path:
@@ -78,17 +69,15 @@ class FaceModels:
         self._full_object_detections = dlib.full_object_detections
 
     def detect(self, rgb: np.ndarray, scale: float, upsample: int) -> list[Box]:
-        """Face boxes in `rgb`'s pixels, found on a copy resized by `scale` and upsampled
-        `upsample` times by dlib; untrimmed (they may reach past the border).
+        """Face boxes in `rgb`'s pixels, searched as detection_plan says (scaled copy, dlib
+        upsampling; HOG through faced.detect's cascade); untrimmed (may reach past the border).
 
         Colour, not grey: HOG on grey levels is ~20% faster but lost 3 of 606 faces that
         face_recognition finds (one 90 px tall) and found none it misses.
         """
-        copy = scaled_copy(rgb, scale)
-        if self.kind == "cnn":
-            rects = [d.rect for d in self._cnn(copy, upsample)]
-        else:
-            rects = list(self._hog(copy, upsample))
+        if self.kind == "hog":
+            return search_hog(self._hog.run, rgb, scale, upsample)
+        rects = [d.rect for d in self._cnn(scaled_copy(rgb, scale), upsample)]
         back = 1.0 / scale
         return [
             (
@@ -157,25 +146,6 @@ def detector_label(det: DetectionConfig) -> str:
     """How faces were found, recorded per face (e.g. "hog-min36-10mp")."""
     budget = f"{det.max_megapixels:g}mp" if det.max_megapixels else "full"
     return f"{det.detector}-min{det.min_face_px}-{budget}"
-
-
-def detection_plan(width: int, height: int, det: DetectionConfig) -> tuple[float, int]:
-    """(scale of the copy handed to dlib, dlib upsample count) for a `width` x `height` photo.
-
-    The search scale is where the detector's smallest box is min_face_px tall, capped so that
-    at most max_megapixels are searched. It is then snapped down onto the classic
-    pipeline's pyramid (full size upsampled once, then 5/6 a level), so every level searched
-    is a level face_recognition's upsample 1 searches too: boxes agree with it to a pixel
-    instead of jumping by a fraction of a level. Scales above 1 are reached by dlib's own
-    upsampling of a smaller copy (less memory held by faced).
-    """
-    want = BOX_PX[det.detector] / det.min_face_px
-    if det.max_megapixels:
-        want = min(want, math.sqrt(det.max_megapixels * 1e6 / max(width * height, 1)))
-    level = math.ceil(math.log(2.0 / want, PYRAMID_STEP) - 1e-9)
-    scale = 2.0 * PYRAMID_STEP ** (-level)
-    upsample = max(0, math.ceil(math.log2(scale) - 1e-9))
-    return scale / 2**upsample, upsample
 
 
 def find_faces(

@@ -17,7 +17,8 @@ import pytest
 from PIL import Image, ImageFile
 
 from faced.config import DetectionConfig, ImagesConfig
-from faced.encode import PYRAMID_STEP, detection_plan, encode_file, model_dir
+from faced.detect import PYRAMID_STEP, detection_plan
+from faced.encode import encode_file, model_dir
 
 from .conftest import EXTRAS, REPO, SMALL
 

@@ -40,7 +40,7 @@ def test_rescan_reads_nothing_and_changes_nothing(
     links = {k: [p.name for p in v] for k, v in people_folders(small.people).items()}
     capsys.readouterr()
     assert small.scan() == 0
-    assert "scan done: 0 photo(s) read, 65 unchanged" in capsys.readouterr().err
+    assert "scan done: 0 photo(s) read, 65 unchanged" in capsys.readouterr().out
     assert face_rows(small.state) == before
     assert {k: [p.name for p in v] for k, v in people_folders(small.people).items()} == links
 

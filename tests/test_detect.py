@@ -1,0 +1,74 @@
+"""Detection planning and the coarse-to-fine HOG search, on real photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import faced.detect
+from faced.config import DetectionConfig
+from faced.detect import Box, detection_plan, suppress_overlaps
+from faced.encode import get_models
+
+from .conftest import EXTRAS, FACES
+
+
+def crowd() -> np.ndarray:
+    """A 12-MP photo of 48 news photos (lfw_dev) at 0.6-1.0 of their size: faces 75-130 px."""
+    paths = sorted((FACES / "lfw_dev").glob("*/*.jpg"))[::97][:48]
+    canvas = np.full((3024, 4032, 3), 96, np.uint8)
+    rng = np.random.default_rng(0)
+    for i, path in enumerate(paths):
+        side = int(250 * rng.uniform(0.6, 1.0))
+        with Image.open(path) as im:
+            tile = np.asarray(im.convert("RGB").resize((side, side), Image.Resampling.LANCZOS))
+        y, x = (i // 8) * 500 + 40, (i % 8) * 500 + 40
+        canvas[y : y + side, x : x + side] = tile
+    return canvas
+
+
+def searches(photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Box], list[Box]]:
+    models = get_models("hog")
+    h, w = photo.shape[:2]
+    scale, upsample = detection_plan(w, h, DetectionConfig())
+    assert upsample == 0 and h * w * scale**2 > faced.detect.CASCADE_MIN_PIXELS
+    cascade = models.detect(photo, scale, upsample)
+    monkeypatch.setattr(faced.detect, "CASCADE_MIN_PIXELS", 10**12)
+    whole = models.detect(photo, scale, upsample)
+    return cascade, whole
+
+
+def overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    top, right, bottom, left = max(a[0], b[0]), min(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+    inter = max(0, right - left) * max(0, bottom - top)
+    union = (a[1] - a[3]) * (a[2] - a[0]) + (b[1] - b[3]) * (b[2] - b[0]) - inter
+    return inter / union
+
+
+def test_cascade_finds_the_small_faces_a_whole_search_finds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cascade, whole = searches(crowd(), monkeypatch)
+    small = [b for b in whole if b[2] - b[0] < 100]  # found only on the skipped first level
+    assert len(small) >= 10 and len(whole) >= 40
+    # The crops are searched at the first level's own scale: the same boxes, not the next
+    # size up that the coarser levels report for these faces.
+    missed = [b for b in whole if not any(overlap(b, c) >= 0.8 for c in cascade)]
+    assert len(missed) <= len(whole) // 40  # borderline scores may flip, nothing more
+    assert len(cascade) <= len(whole) + 1
+
+
+def test_cascade_on_a_large_group_photo(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Image.open(EXTRAS / "group" / "obama_and_biden.jpg") as im:
+        photo = np.asarray(im.convert("RGB").resize((4032, round(4032 * im.height / im.width))))
+    cascade, whole = searches(photo, monkeypatch)
+    assert len(cascade) == len(whole) == 3
+    assert all(any(overlap(b, c) >= 0.9 for c in cascade) for b in whole)
+
+
+def test_overlapping_boxes_are_one_face_the_best_scored() -> None:
+    a, b, c = (100, 200, 200, 100), (105, 205, 205, 105), (100, 400, 200, 300)
+    inner = (120, 180, 180, 120)  # wholly inside a
+    assert suppress_overlaps([(0.2, a), (0.9, b), (0.5, c), (0.3, inner)]) == [b, c]
+    assert suppress_overlaps([]) == []
