@@ -6,7 +6,7 @@ then the real `faced scan` with its default settings, and prints images/s of bot
 and the faces each found by size band (a classic face counts as found by faced when one of
 faced's boxes overlaps it with IoU >= 0.5). With --cnn it also times `detection.detector: cnn`.
 
-    python benchmarks/ingest.py [--photos 24] [--cnn 4]
+    python benchmarks/ingest.py [--photos 24] [--cnn 4] [--coarse-to-fine]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ FACES = REPO.parent / "shared" / "data" / "faces"
 BANDS = ((0, 80), (80, 160), (160, 100_000))
 
 Box = tuple[int, int, int, int]
+Found = dict[str, list[Box]]
 
 
 def make_photos(folder: Path, count: int) -> list[Path]:
@@ -114,10 +115,31 @@ def iou(a: Box, b: Box) -> float:
     return inter / area if area else 0.0
 
 
+def report(
+    label: str, seconds: float, n: int, t_classic: float, ours: Found, theirs: Found
+) -> None:
+    """Images/s, the ratio to the classic pipeline, and the classic's faces found by band."""
+    print(f"{label}: {n / seconds:.3f} images/s, {t_classic / seconds:.1f}x the classic")
+    for lo, hi in BANDS:
+        total = hit = 0
+        for name, boxes in theirs.items():
+            for box in boxes:
+                if lo <= box[2] - box[0] < hi:
+                    total += 1
+                    hit += any(iou(box, b) >= 0.5 for b in ours.get(name, []))
+        band = f"{lo}-{hi if hi < 100_000 else ''} px"
+        print(f"  faces of {band:<10} found by the classic {total:3d}, also by faced {hit:3d}")
+    extra = sum(len(v) for v in ours.values()) - sum(len(v) for v in theirs.values())
+    print(f"  faces found that the classic did not: {max(extra, 0)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=24)
     parser.add_argument("--cnn", type=int, default=0, help="also time the CNN on this many photos")
+    parser.add_argument(
+        "--coarse-to-fine", action="store_true", help="also run detection.coarse_to_fine: true"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -125,25 +147,18 @@ def main() -> None:
         paths = make_photos(root / "photos", args.photos)
         (root / "faced").mkdir()
         t_faced, ours = faced_scan(root / "photos", root / "faced")
+        if args.coarse_to_fine:
+            (root / "c2f").mkdir()
+            t_c2f, c2f = faced_scan(
+                root / "photos", root / "c2f", "detection: {coarse_to_fine: true}\n"
+            )
         t_classic, theirs = classic(paths)
         n, cores = len(paths), os.cpu_count()
         print(f"{n} photos of 4032x3024, {cores} cores")
         print(f"classic (full size, HOG upsample 1, 1 process): {n / t_classic:.3f} images/s")
-        print(f"faced scan (defaults, {cores} workers): {n / t_faced:.3f} images/s")
-        print(f"speed-up: {t_classic / t_faced:.1f}x")
-        print("faces found by the classic pipeline, and of those by faced, by box height:")
-        for lo, hi in BANDS:
-            total = hit = 0
-            for name, boxes in theirs.items():
-                for box in boxes:
-                    if lo <= box[2] - box[0] < hi:
-                        total += 1
-                        hit += any(iou(box, b) >= 0.5 for b in ours.get(name, []))
-            print(
-                f"  {lo:>4}-{hi if hi < 100_000 else '':<4} px: classic {total:3d}, faced {hit:3d}"
-            )
-        extra = sum(len(v) for v in ours.values()) - sum(len(v) for v in theirs.values())
-        print(f"faces faced found that the classic did not: {max(extra, 0)}")
+        report(f"faced scan (defaults, {cores} workers)", t_faced, n, t_classic, ours, theirs)
+        if args.coarse_to_fine:
+            report("faced scan (coarse_to_fine: true)", t_c2f, n, t_classic, c2f, theirs)
         if args.cnn:
             (root / "cnn").mkdir()
             (root / "cnn_photos").mkdir()
@@ -154,6 +169,7 @@ def main() -> None:
                 f"faced with detector: cnn: {args.cnn / t_cnn:.3f} images/s "
                 f"({t_cnn / args.cnn:.1f} s per photo)"
             )
+        print(f"speed-up: {t_classic / t_faced:.1f}x")
 
 
 if __name__ == "__main__":

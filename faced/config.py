@@ -95,6 +95,11 @@ class DetectionConfig:
     # its size (boxes from 90 px); a 48-MP one at 0.39 (from 186 px). Boxes are mapped back
     # and descriptors always computed on the full-resolution photo.
     max_megapixels: float = _opt(10.0, lo=0.0)
+    # Faster HOG on large photos (about 20% of a photo's time): the first, costliest level is
+    # searched only around hits of the coarser levels. It can miss a face one size above
+    # min_face_px that those levels do not see (1 of 69 faces in benchmarks/ingest.py), so it
+    # is off by default. Not recorded per face: turning it on or off re-reads nothing.
+    coarse_to_fine: bool = False
     jitters: int = _opt(1, lo=1, hi=100)
 
 

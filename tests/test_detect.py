@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 
 import faced.detect
@@ -28,13 +27,12 @@ def crowd() -> np.ndarray:
     return canvas
 
 
-def searches(photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Box], list[Box]]:
+def searches(photo: np.ndarray) -> tuple[list[Box], list[Box]]:
     models = get_models("hog")
     h, w = photo.shape[:2]
     scale, upsample = detection_plan(w, h, DetectionConfig())
     assert upsample == 0 and h * w * scale**2 > faced.detect.CASCADE_MIN_PIXELS
-    cascade = models.detect(photo, scale, upsample)
-    monkeypatch.setattr(faced.detect, "CASCADE_MIN_PIXELS", 10**12)
+    cascade = models.detect(photo, scale, upsample, coarse_to_fine=True)
     whole = models.detect(photo, scale, upsample)
     return cascade, whole
 
@@ -46,10 +44,8 @@ def overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
     return inter / union
 
 
-def test_cascade_finds_the_small_faces_a_whole_search_finds(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    cascade, whole = searches(crowd(), monkeypatch)
+def test_cascade_finds_the_small_faces_a_whole_search_finds() -> None:
+    cascade, whole = searches(crowd())
     small = [b for b in whole if b[2] - b[0] < 100]  # found only on the skipped first level
     assert len(small) >= 10 and len(whole) >= 40
     # The crops are searched at the first level's own scale: the same boxes, not the next
@@ -59,10 +55,10 @@ def test_cascade_finds_the_small_faces_a_whole_search_finds(
     assert len(cascade) <= len(whole) + 1
 
 
-def test_cascade_on_a_large_group_photo(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cascade_on_a_large_group_photo() -> None:
     with Image.open(EXTRAS / "group" / "obama_and_biden.jpg") as im:
         photo = np.asarray(im.convert("RGB").resize((4032, round(4032 * im.height / im.width))))
-    cascade, whole = searches(photo, monkeypatch)
+    cascade, whole = searches(photo)
     assert len(cascade) == len(whole) == 3
     assert all(any(overlap(b, c) >= 0.9 for c in cascade) for b in whole)
 
