@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.cluster.hierarchy import linkage
-from scipy.spatial.distance import pdist
+from scipy.spatial.distance import cdist, pdist
 from sklearn.cluster import DBSCAN
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,11 @@ MAX_EXACT = 12_000
 # Above this many faces in all, the sparse path of faced/cluster_large.py is taken.
 LARGE = 20_000
 
+
+# A face left alone joins an established cluster (this many faces or more) when it passes the
+# tree's own test against it and no other established cluster is nearly as close.
+ATTACH_MIN_FACES = 5
+ATTACH_MARGIN = 0.05
 
 # A group's spread is trusted from this many faces on: the distance between two or three faces
 # says little, and copies of one photo (bursts, duplicates) make a small group look tight.
@@ -91,7 +96,7 @@ def cluster_faces(
         for sub in _split_large(x, members, params):
             if len(sub) < 2:
                 continue
-            local = _average_linkage_cut(x[sub], params)
+            local = attach_loners(x[sub], _average_linkage_cut(x[sub], params), params)
             for lab in np.unique(local[local >= 0]):
                 labels[sub[local == lab]] = next_label
                 next_label += 1
@@ -161,6 +166,46 @@ def _average_linkage_cut(x: np.ndarray, params: ClusterParams) -> np.ndarray:
     roots = top[:n]
     _, inverse, counts = np.unique(roots, return_inverse=True, return_counts=True)
     return np.where(counts[inverse] > 1, inverse, -1).astype(np.int64)
+
+
+def attach_loners(x: np.ndarray, labels: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Give faces left alone (-1) to the established cluster they belong with.
+
+    The tree merges each face with its nearest neighbours first. When that is a stranger
+    too far away for a pair, the merge is refused and, clusters being whole subtrees, the face
+    can join nothing above it, even a person it is close to on average. So afterwards each
+    face left alone joins the cluster of ATTACH_MIN_FACES+ faces it is nearest to on average,
+    if that average passes merge_threshold for the cluster's size and the next such cluster
+    is at least ATTACH_MARGIN farther. Every face is judged against the clusters as the tree
+    left them: the result does not depend on order.
+    """
+    labels = labels.copy()
+    alone = np.flatnonzero(labels < 0)
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    established = counts >= ATTACH_MIN_FACES
+    ids, counts = ids[established], counts[established]
+    if not len(alone) or not len(ids):
+        return labels
+    average = np.empty((len(alone), len(ids)))
+    for j, cluster in enumerate(ids):
+        average[:, j] = mean_distances(x[alone], x[labels == cluster])
+    limit = np.array([merge_threshold(int(c), params) for c in counts])
+    order = np.argsort(average, axis=1, kind="stable")
+    rows = np.arange(len(alone))
+    nearest = average[rows, order[:, 0]]
+    runner_up = average[rows, order[:, 1]] if len(ids) > 1 else np.full(len(alone), np.inf)
+    joins = (nearest <= limit[order[:, 0]]) & (runner_up - nearest >= ATTACH_MARGIN)
+    labels[alone[joins]] = ids[order[joins, 0]]
+    return labels
+
+
+def mean_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For each row of `a`, its average euclidean distance to the rows of `b` (chunked)."""
+    out = np.empty(len(a))
+    step = max(1, (1 << 22) // max(len(b), 1))  # ~32 MB of distances at a time
+    for s in range(0, len(a), step):
+        out[s : s + step] = cdist(a[s : s + step], b).mean(axis=1)
+    return out
 
 
 def _spread(pair_sum: np.ndarray, size: np.ndarray, node: int) -> float:

@@ -13,7 +13,9 @@ is quadratic. Here:
    merge_threshold(size of the larger cluster), and two groups must not be separated (their
    distance beyond the looser one's own spread by more than separation_gap). Merges happen in
    rounds: mutual best partners merge, and clusters whose best partner is one of them join
-   in the same round (one level only, so nothing chains through a round).
+   in the same round (one level only, so nothing chains through a round). A face's best
+   partner is chosen among the merges allowed, so a refused stranger never blocks it from
+   a cluster it may join: the exact path's attach_loners has nothing left to do here.
 """
 
 from __future__ import annotations

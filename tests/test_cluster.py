@@ -7,7 +7,13 @@ import itertools
 import numpy as np
 from sklearn.cluster import DBSCAN
 
-from faced.cluster import ClusterParams, cluster_faces, merge_threshold
+from faced.cluster import (
+    ClusterParams,
+    _average_linkage_cut,
+    attach_loners,
+    cluster_faces,
+    merge_threshold,
+)
 from faced.metrics import bcubed, pairwise
 
 from .synthetic import people, two_groups
@@ -105,3 +111,37 @@ def test_one_person_with_two_looks_stays_one_person() -> None:
     x, _ = two_groups(np.random.default_rng(6), 15, apart=0.23)
     labels = cluster_faces(x, distinct(len(x)), P)
     assert len(set(labels)) == 1 and labels[0] >= 0
+
+
+def unit(rng: np.random.Generator, dim: int = 128) -> np.ndarray:
+    v: np.ndarray = rng.normal(0, 1, dim)
+    out: np.ndarray = v / float(np.linalg.norm(v))
+    return out
+
+
+def test_a_face_a_stranger_held_back_still_joins_its_person() -> None:
+    rng = np.random.default_rng(7)
+    x, _ = people(rng, [20])
+    centre = x.mean(axis=0)
+    face = centre + 0.47 * unit(rng)  # ~0.53 from the person's faces on average: may join
+    stranger = face + 0.5 * unit(rng)  # its nearest face: too far for a pair, far from all
+    xs = np.concatenate([x, [face, stranger]]).astype(np.float32)
+    assert np.linalg.norm(xs[:20] - face, axis=1).mean() < merge_threshold(20, P)
+    assert _average_linkage_cut(xs, P)[20] == -1  # the tree pairs it with the stranger first
+    labels = cluster_faces(xs, distinct(len(xs)), P)
+    assert labels[20] == labels[0] != -1  # attach_loners gives it to its person
+    assert labels[21] == -1
+
+
+def test_a_loner_between_two_people_stays_alone() -> None:
+    rng = np.random.default_rng(8)
+    x, truth = people(rng, [12, 12])
+    a, b = x[truth == 0].mean(axis=0), x[truth == 1].mean(axis=0)
+    loner = (a + b) / 2
+    xs = np.concatenate([x, [loner]]).astype(np.float32)
+    labels = np.concatenate([truth, [-1]])
+    # As near one as the other: the margin rule keeps it out of both...
+    assert attach_loners(xs, labels, ClusterParams(link_threshold=1.5))[-1] == -1
+    # ...while nearer one by a clear margin it joins that one.
+    xs[-1] = a + 0.3 * (b - a)
+    assert attach_loners(xs, labels, ClusterParams(link_threshold=1.5))[-1] == 0

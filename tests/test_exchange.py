@@ -61,5 +61,5 @@ def test_import_needs_trust_and_then_skips_encoding(
     # A scan of the same photos into that state reads nothing: the import stands for encoding.
     capsys.readouterr()
     assert faced("scan", small.photos, "--output", tmp_path / "people", "--state", fresh) == 0
-    assert "0 photo(s) read, 65 unchanged" in capsys.readouterr().err
+    assert "0 photo(s) read, 65 unchanged" in capsys.readouterr().out
     assert len(people_folders(tmp_path / "people")) == 8

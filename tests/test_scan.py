@@ -73,7 +73,7 @@ def test_moved_photo_is_recognised_not_reencoded(
     src.rename(dest)
     capsys.readouterr()
     assert small.scan() == 0
-    assert "0 photo(s) read, 64 unchanged, 1 moved, 0 gone" in capsys.readouterr().err
+    assert "0 photo(s) read, 64 unchanged, 1 moved, 0 gone" in capsys.readouterr().out
     after = face_rows(small.state)
     assert [i for i, _ in after] == [i for i, _ in before]
     assert os.fsencode(dest) in {p for _, p in after}
