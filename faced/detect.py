@@ -75,21 +75,26 @@ def search_hog(
 ) -> list[Box]:
     """HOG face boxes in `rgb`'s pixels for a search planned by `detection_plan`."""
     h, w = rgb.shape[:2]
-    if not coarse_to_fine or upsample or h * w * scale * scale < CASCADE_MIN_PIXELS:
-        return [box for _, box in _run(run, rgb, scale, upsample, 0.0)]
+    if coarse_to_fine and not upsample and h * w * scale * scale >= CASCADE_MIN_PIXELS:
+        return _coarse_to_fine(run, rgb, scale)
+    return [box for _, box in _run(run, scaled_copy(rgb, scale), upsample, 0.0, scale)]
+
+
+def _coarse_to_fine(run: RunHog, rgb: np.ndarray, scale: float) -> list[Box]:
+    """The levels below `scale` searched whole, the level at `scale` around their hits."""
+    h, w = rgb.shape[:2]
     coarse = scale / PYRAMID_STEP
     found: list[tuple[float, Box]] = []
-    regions: list[tuple[int, int, int, int]] = []
-    finest = BOX_PX["hog"] / coarse
-    for score, box in _run(run, rgb, coarse, 0, PROPOSAL_THRESHOLD):
+    regions: list[Box] = []
+    # A face small enough for the first level shows up, if at all, in the two finest sizes.
+    small = BOX_PX["hog"] / coarse * PYRAMID_STEP**2 - 1
+    for score, box in _run(run, scaled_copy(rgb, coarse), 0, PROPOSAL_THRESHOLD, coarse):
         if score >= 0.0:
             found.append((score, box))
-        # A face small enough for the skipped level shows up here in the two finest sizes.
-        if box[2] - box[0] < finest * PYRAMID_STEP**2 - 1:
+        if box[2] - box[0] < small:
             regions.append(_around(box, h, w))
-    area = sum((b - t) * (r - left) for t, r, b, left in regions)
-    if area > MAX_CROP_SHARE * h * w:
-        return [box for _, box in _run(run, rgb, scale, 0, 0.0)]
+    if sum((b - t) * (r - left) for t, r, b, left in regions) > MAX_CROP_SHARE * h * w:
+        return [box for _, box in _run(run, scaled_copy(rgb, scale), 0, 0.0, scale)]
     if not regions:
         return suppress_overlaps(found)
     # Crops are cut from one copy at the first level's scale, at multiples of HOG's 8-px
@@ -100,41 +105,35 @@ def search_hog(
     for top, right, bottom, left in regions:
         t, lft = int(top * scale) // CELL_PX * CELL_PX, int(left * scale) // CELL_PX * CELL_PX
         b, r = min(math.ceil(bottom * scale), fh), min(math.ceil(right * scale), fw)
-        if b - t < CELL_PX or r - lft < CELL_PX:  # a proposal wholly past the border
-            continue
-        crop = np.ascontiguousarray(fine[t:b, lft:r])
-        for score, (ct, cr, cb, cl) in _run(run, crop, 1.0, 0, 0.0):
-            box = (ct + t, cr + lft, cb + t, cl + lft)
-            found.append(
-                (
-                    score,
-                    (
-                        round(box[0] / scale),
-                        round(box[1] / scale),
-                        round(box[2] / scale),
-                        round(box[3] / scale),
-                    ),
-                )
-            )
+        if b - t >= CELL_PX and r - lft >= CELL_PX:  # else a proposal wholly past the border
+            crop = np.ascontiguousarray(fine[t:b, lft:r])
+            found.extend(_run(run, crop, 0, 0.0, scale, offset=(t, lft)))
     return suppress_overlaps(found)
 
 
 def _run(
-    run: RunHog, rgb: np.ndarray, scale: float, upsample: int, threshold: float
+    run: RunHog,
+    image: np.ndarray,
+    upsample: int,
+    threshold: float,
+    scale: float,
+    offset: tuple[int, int] = (0, 0),
 ) -> list[tuple[float, Box]]:
-    rects, scores, _ = run(scaled_copy(rgb, scale), upsample, threshold)
-    back = 1.0 / scale
+    """dlib's scored boxes on `image`, which is the photo resized by `scale` (or the part of
+    it at `offset`), mapped to the photo's pixels."""
+    rects, scores, _ = run(image, upsample, threshold)
+    dy, dx = offset
     return [
         (
-            float(s),
+            float(score),
             (
-                round(r.top() * back),
-                round(r.right() * back),
-                round(r.bottom() * back),
-                round(r.left() * back),
+                round((r.top() + dy) / scale),
+                round((r.right() + dx) / scale),
+                round((r.bottom() + dy) / scale),
+                round((r.left() + dx) / scale),
             ),
         )
-        for r, s in zip(rects, scores, strict=True)
+        for r, score in zip(rects, scores, strict=True)
     ]
 
 
