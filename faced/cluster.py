@@ -9,6 +9,11 @@ person, while a face or group joining an established cluster may be as far as
 `link_threshold` on average. The step between them shrinks as 1/sqrt(size), the rate at which
 an average over more faces becomes a steadier estimate.
 
+Two refinements: two groups of 5+ faces with a clear gap between them stay apart even under
+that threshold (`separated`: look-alikes), and a face the tree leaves alone because its
+nearest neighbour was a stranger still joins the person it is close to on average
+(`attach_loners`).
+
 DBSCAN still does a job it is exact at: with eps = link_threshold and min_samples = 1 its clusters
 are the connected components of the "closer than link_threshold" graph, and no average-linkage
 merge at or below link_threshold can cross two of them. Each component is clustered on its own,
