@@ -24,13 +24,13 @@ import dlib
 import numpy as np
 from PIL import Image
 
+from faced.detect import Box, iou
 from faced.encode import get_models
 
 REPO = Path(__file__).resolve().parent.parent
 FACES = REPO.parent / "shared" / "data" / "faces"
 BANDS = ((0, 80), (80, 160), (160, 100_000))
 
-Box = tuple[int, int, int, int]
 Found = dict[str, list[Box]]
 
 
@@ -106,13 +106,6 @@ def faced_scan(folder: Path, work: Path, config: str = "") -> tuple[float, dict[
         ):
             found.setdefault(os.path.basename(os.fsdecode(bytes(path))), []).append(tuple(box))
     return seconds, found
-
-
-def iou(a: Box, b: Box) -> float:
-    top, right, bottom, left = max(a[0], b[0]), min(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
-    inter = max(0, right - left) * max(0, bottom - top)
-    area = (a[1] - a[3]) * (a[2] - a[0]) + (b[1] - b[3]) * (b[2] - b[0]) - inter
-    return inter / area if area else 0.0
 
 
 def report(

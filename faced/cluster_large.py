@@ -126,11 +126,8 @@ def cluster_large(
         # the RMS distance between its own faces, 2s/(s-1) times its variance, from moments.
         both = ok & (size[p] >= SPREAD_FACES) & (size[q] >= SPREAD_FACES)
         if both.any():
-            sp, sq_ = size[p[both]], size[q[both]]
-            spread = np.maximum(
-                np.sqrt(2 * sp / (sp - 1) * np.maximum(var[p[both]], 0.0)),
-                np.sqrt(2 * sq_ / (sq_ - 1) * np.maximum(var[q[both]], 0.0)),
-            )
+            pb, qb = p[both], q[both]
+            spread = np.maximum(_spread(size[pb], var[pb]), _spread(size[qb], var[qb]))
             ok[both] = rms[both] <= spread + params.separation_gap
         if not ok.any():
             break
@@ -212,6 +209,12 @@ def _rms(p: np.ndarray, q: np.ndarray, mean: _Means, var: np.ndarray) -> np.ndar
         sq = np.einsum("ij,ij->i", diff, diff).astype(np.float64) + var[pp] + var[qq]
         out[s : s + len(pp)] = np.sqrt(np.maximum(sq, 0.0))
     return out
+
+
+def _spread(size: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """RMS distance between the faces of clusters of `size` (2+) faces and variance `var`."""
+    spread: np.ndarray = np.sqrt(2 * size / (size - 1) * np.maximum(var, 0.0))
+    return spread
 
 
 def _best_partner(p: np.ndarray, q: np.ndarray, rms: np.ndarray, n: int) -> np.ndarray:

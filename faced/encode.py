@@ -23,7 +23,7 @@ from PIL import Image
 
 from faced.config import DetectionConfig, ImagesConfig, VideoConfig
 from faced.decode import decode, read_file, scaled_copy
-from faced.detect import Box, detection_plan, search_hog
+from faced.detect import Box, detection_plan, photo_box, search_hog
 from faced.errors import ImageError, ModelError
 
 log = logging.getLogger(__name__)
@@ -80,17 +80,8 @@ class FaceModels:
         """
         if self.kind == "hog":
             return search_hog(self._hog.run, rgb, scale, upsample, coarse_to_fine)
-        rects = [d.rect for d in self._cnn(scaled_copy(rgb, scale), upsample)]
-        back = 1.0 / scale
-        return [
-            (
-                round(r.top() * back),
-                round(r.right() * back),
-                round(r.bottom() * back),
-                round(r.left() * back),
-            )
-            for r in rects
-        ]
+        found = self._cnn(scaled_copy(rgb, scale), upsample)
+        return [photo_box(d.rect, scale) for d in found]
 
     def describe(self, rgb: np.ndarray, boxes: list[Box], jitters: int) -> list[np.ndarray]:
         """128-d descriptors for `boxes` (trimmed to `rgb`), as face_recognition computes them.

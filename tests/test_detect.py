@@ -7,7 +7,7 @@ from PIL import Image
 
 import faced.detect
 from faced.config import DetectionConfig
-from faced.detect import Box, detection_plan, suppress_overlaps
+from faced.detect import Box, detection_plan, iou, suppress_overlaps
 from faced.encode import get_models
 
 from .conftest import EXTRAS, FACES
@@ -37,20 +37,13 @@ def searches(photo: np.ndarray) -> tuple[list[Box], list[Box]]:
     return cascade, whole
 
 
-def overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    top, right, bottom, left = max(a[0], b[0]), min(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
-    inter = max(0, right - left) * max(0, bottom - top)
-    union = (a[1] - a[3]) * (a[2] - a[0]) + (b[1] - b[3]) * (b[2] - b[0]) - inter
-    return inter / union
-
-
 def test_cascade_finds_the_small_faces_a_whole_search_finds() -> None:
     cascade, whole = searches(crowd())
     small = [b for b in whole if b[2] - b[0] < 100]  # found only on the skipped first level
     assert len(small) >= 10 and len(whole) >= 40
     # The crops are searched at the first level's own scale: the same boxes, not the next
     # size up that the coarser levels report for these faces.
-    missed = [b for b in whole if not any(overlap(b, c) >= 0.8 for c in cascade)]
+    missed = [b for b in whole if not any(iou(b, c) >= 0.8 for c in cascade)]
     assert len(missed) <= len(whole) // 40  # borderline scores may flip, nothing more
     assert len(cascade) <= len(whole) + 1
 
@@ -60,7 +53,7 @@ def test_cascade_on_a_large_group_photo() -> None:
         photo = np.asarray(im.convert("RGB").resize((4032, round(4032 * im.height / im.width))))
     cascade, whole = searches(photo)
     assert len(cascade) == len(whole) == 3
-    assert all(any(overlap(b, c) >= 0.9 for c in cascade) for b in whole)
+    assert all(any(iou(b, c) >= 0.9 for c in cascade) for b in whole)
 
 
 def test_overlapping_boxes_are_one_face_the_best_scored() -> None:
