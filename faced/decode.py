@@ -12,6 +12,7 @@ import io
 import os
 import stat
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -167,17 +168,60 @@ def decode(data: bytes, cfg: ImagesConfig) -> Decoded:
                 f"{cfg.max_pixels / 1e6:.0f} MP"
             )
         try:
-            im.load()  # raises on truncated data: LOAD_TRUNCATED_IMAGES is never set
-            orientation = _orientation(im)
-            upright: Image.Image = ImageOps.exif_transpose(im) if orientation != 1 else im
-            # libheif applies a HEIC's orientation itself and keeps the original in `info`.
-            orientation = int(im.info.get("original_orientation") or orientation)
-            rgb = _to_rgb(upright)
+            fast = _decode_jpeg(data, im)
+            if fast is not None:
+                rgb, orientation = fast
+            else:
+                im.load()  # raises on truncated data: LOAD_TRUNCATED_IMAGES is never set
+                orientation = _orientation(im)
+                upright = ImageOps.exif_transpose(im) if orientation != 1 else im
+                # libheif applies a HEIC's orientation itself, keeping the original in `info`.
+                orientation = int(im.info.get("original_orientation") or orientation)
+                rgb = _to_rgb(upright)
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
             raise ImageError(f"corrupt or truncated {fmt}: {exc}") from exc
         except MemoryError as exc:
             raise ImageError(f"out of memory decoding {w}x{h} {fmt}") from exc
     return Decoded(np.ascontiguousarray(rgb), fmt, orientation)
+
+
+# Orientation tag -> the OpenCV calls that display the stored pixels upright, as
+# ImageOps.exif_transpose does (2-8: mirror, 180, flip, transpose, 90 cw, transverse, 90 ccw).
+_UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: cv2.flip(a, 1),
+    3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+    4: lambda a: cv2.flip(a, 0),
+    5: lambda a: cv2.transpose(a),
+    6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),
+    8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
+
+
+def _decode_jpeg(data: bytes, im: Image.Image) -> tuple[np.ndarray, int] | None:
+    """A plain colour JPEG decoded by OpenCV and turned upright, with its orientation tag;
+    None to take Pillow's path.
+
+    Same libjpeg-turbo, same settings: the pixels equal Pillow's (checked on the 5,145
+    JPEGs of the shared photo sets), but OpenCV writes them straight into a numpy array
+    where Pillow copies them out once more: 45 ms instead of 90 on a 12-MP photo.
+    OpenCV does not report a truncated file (it returns the image padded with grey), so
+    only files that end with the JPEG end-of-image marker come this way; the rest (cut
+    short, or with data after the picture, as motion photos have) go to Pillow, which
+    raises on truncation.
+    """
+    if im.format != "JPEG" or im.mode != "RGB" or not data.endswith(b"\xff\xd9"):
+        return None
+    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+    try:
+        rgb = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error:  # whatever OpenCV refuses, Pillow decodes or explains
+        return None
+    if rgb is None or rgb.shape != (im.height, im.width, 3):
+        return None
+    orientation = _orientation(im)
+    upright = _UPRIGHT.get(orientation)
+    return np.ascontiguousarray(upright(rgb) if upright else rgb), orientation
 
 
 def _sniff_format(data: bytes) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from faced.config import ImagesConfig
 from faced.decode import HEIF_MISSING, decode, read_file, scaled_copy
@@ -216,3 +218,42 @@ def test_heic_without_pillow_heif_is_unsupported_not_corrupt(
     with pytest.raises(ImageError) as err:
         decode(raw(path), CFG)
     assert err.value.reason == HEIF_MISSING
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pillow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, orientation: int
+) -> None:
+    # Plain JPEGs are decoded by OpenCV and turned upright by faced; the result must be
+    # Pillow's exif_transpose of Pillow's decode, pixel for pixel.
+    calls: list[int] = []
+    imdecode = cv2.imdecode
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return imdecode(*args)
+
+    monkeypatch.setattr(cv2, "imdecode", counted)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.jpg"
+    with Image.open(SMALL / "guido_van_rossum" / "guido_van_rossum1.jpg") as im:
+        im.convert("RGB").crop((0, 0, 201, 150)).save(path, "JPEG", exif=exif.tobytes())
+    d = decode(raw(path), CFG)
+    with Image.open(path) as im:
+        expected = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    assert d.orientation == orientation
+    assert d.rgb.shape == expected.shape and (d.rgb == expected).all()
+    assert d.rgb.flags["C_CONTIGUOUS"] and calls == [1]  # OpenCV's path was taken
+
+
+def test_jpeg_pixels_are_pillows(tmp_path: Path) -> None:
+    photos = sorted(SMALL.rglob("*.jpg"))[::8]
+    # A JPEG with data after its end marker (a motion photo's video, a camera's trailer)
+    # takes Pillow's path; it must decode to the same picture.
+    trailer = tmp_path / "motion.jpg"
+    trailer.write_bytes(PHOTO.read_bytes() + b"\0\0ftypmp42" + bytes(300))
+    for path in [*photos, trailer]:
+        with Image.open(path) as im:
+            expected = np.asarray(im.convert("RGB"))
+        assert (decode(raw(path), CFG).rgb == expected).all(), path

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,20 @@ def test_models_are_found_without_pkg_resources_and_not_loaded_at_import() -> No
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     ).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_the_command_entry_point_imports_nothing_heavy() -> None:
+    # Worker processes re-import the main module of the command that started them. The
+    # `faced` console script's module must therefore not pull in the CLI and its
+    # clustering stack, or every encoder process carries scikit-learn and SciPy.
+    (entry,) = [e for e in entry_points(group="console_scripts") if e.name == "faced"]
+    module = entry.value.partition(":")[0]
+    heavy = ("faced.cli", "sklearn", "scipy", "dlib")
+    code = f"import sys, {module}; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout.strip()
+    assert out == "[]"
 
 
 def test_detection_settings_are_recorded() -> None:
