@@ -3,10 +3,17 @@
 Makes 12-MP test photos (each shared photo with faces fitted onto 4032x3024), runs the classic
 pipeline (full-size decode, dlib HOG with upsample 1, landmarks and descriptors, one process),
 then the real `faced scan` with its default settings, and prints images/s of both, the ratio,
-and the faces each found by size band (a classic face counts as found by faced when one of
-faced's boxes overlaps it with IoU >= 0.5). With --cnn it also times `detection.detector: cnn`.
+and the faces each found by size band. A classic face counts as found by faced when one of
+faced's boxes is the same face by dlib's own duplicate rule (faced.detect.same_face: overlap
+over union above 0.5, or one box nearly all inside the other, as when a face is found one
+pyramid level up). With --cnn it also times `detection.detector: cnn`.
 
-    python benchmarks/ingest.py [--photos 24] [--cnn 4] [--coarse-to-fine]
+With --noise-floor it also runs the classic detection on the photos moved by 3 pixels: borderline
+faces (dlib scores near its threshold) come and go with the pixel grid alone, and this shows
+how many, to read faced's differences against.
+
+    python benchmarks/ingest.py [--photos N (default: all 74)] [--cnn 4] [--coarse-to-fine]
+                                [--noise-floor]
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from faced.detect import Box, iou
+from faced.detect import Box, same_face
 from faced.encode import get_models
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +48,7 @@ def make_photos(folder: Path, count: int) -> list[Path]:
     )
     rng = np.random.default_rng(0)
     out: list[Path] = []
-    for i in rng.permutation(len(sources))[:count]:
+    for i in rng.permutation(len(sources))[: count or None]:
         src = sources[i]
         with Image.open(src) as im:
             photo = im.convert("RGB")
@@ -74,6 +81,27 @@ def classic(paths: list[Path]) -> tuple[float, dict[str, list[Box]]]:
             models.describe(rgb, [box], 1)
         found[path.name] = boxes
     return time.perf_counter() - start, found
+
+
+def classic_shifted(paths: list[Path], shift: int = 3) -> Found:
+    """The classic detection on each photo moved `shift` pixels up and left (its first rows
+    and columns cut off), boxes mapped back: how much the classic pipeline disagrees with
+    itself when nothing but the pixel grid changes."""
+    detector = dlib.get_frontal_face_detector()
+    found: Found = {}
+    for path in paths:
+        rgb = np.ascontiguousarray(np.asarray(Image.open(path).convert("RGB"))[shift:, shift:])
+        h, w = rgb.shape[:2]
+        found[path.name] = [
+            (
+                max(r.top(), 0) + shift,
+                min(r.right(), w) + shift,
+                min(r.bottom(), h) + shift,
+                max(r.left(), 0) + shift,
+            )
+            for r in detector(rgb, 1)
+        ]
+    return found
 
 
 def faced_scan(folder: Path, work: Path, config: str = "") -> tuple[float, dict[str, list[Box]]]:
@@ -113,19 +141,24 @@ def report(
 ) -> None:
     """Images/s, the ratio to the classic pipeline, and the classic's faces found by band."""
     print(f"{label}: {n / seconds:.3f} images/s, {t_classic / seconds:.1f}x the classic")
+    compare(ours, theirs)
+
+
+def compare(ours: Found, theirs: Found) -> None:
+    """The classic's faces by size band, and how many of them `ours` found too."""
     for lo, hi in BANDS:
         total = hit = 0
         for name, boxes in theirs.items():
             for box in boxes:
                 if lo <= box[2] - box[0] < hi:
                     total += 1
-                    hit += any(iou(box, b) >= 0.5 for b in ours.get(name, []))
+                    hit += any(same_face(box, b) for b in ours.get(name, []))
         band = f"{lo}-{hi if hi < 100_000 else ''} px"
         print(f"  faces of {band:<10} found by the classic {total:3d}, also by faced {hit:3d}")
     # Faced boxes that overlap no classic box: with the classic's misses above, this shows
     # whether differences are one-sided losses or borderline scores flipping both ways.
     extra = sum(
-        not any(iou(b, c) >= 0.5 for c in theirs.get(name, []))
+        not any(same_face(b, c) for c in theirs.get(name, []))
         for name, boxes in ours.items()
         for b in boxes
     )
@@ -134,10 +167,15 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photos", type=int, default=24)
+    parser.add_argument("--photos", type=int, default=0, help="how many (default: all)")
     parser.add_argument("--cnn", type=int, default=0, help="also time the CNN on this many photos")
     parser.add_argument(
         "--coarse-to-fine", action="store_true", help="also run detection.coarse_to_fine: true"
+    )
+    parser.add_argument(
+        "--noise-floor",
+        action="store_true",
+        help="also compare the classic with itself on the photos moved by 3 pixels",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,6 +196,9 @@ def main() -> None:
         report(f"faced scan (defaults, {cores} workers)", t_faced, n, t_classic, ours, theirs)
         if args.coarse_to_fine:
             report("faced scan (coarse_to_fine: true)", t_c2f, n, t_classic, c2f, theirs)
+        if args.noise_floor:
+            print("classic on the same photos moved by 3 pixels (detection only):")
+            compare(classic_shifted(paths), theirs)
         if args.cnn:
             (root / "cnn").mkdir()
             (root / "cnn_photos").mkdir()

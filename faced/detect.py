@@ -162,12 +162,15 @@ def suppress_overlaps(found: list[tuple[float, Box]]) -> list[Box]:
     for its own detections: overlap over union above 0.5, or nearly all of one inside)."""
     kept: list[Box] = []
     for _, box in sorted(found, key=lambda sb: -sb[0]):
-        if not any(_same_face(box, k) for k in kept):
+        if not any(same_face(box, k) for k in kept):
             kept.append(box)
     return kept
 
 
-def _same_face(a: Box, b: Box) -> bool:
+def same_face(a: Box, b: Box) -> bool:
+    """Whether two boxes are one face by dlib's rule for its own detections: overlap over
+    union above 0.5, or nearly all of one inside the other (one face found at two pyramid
+    levels: boxes 1.2x or 1.44x apart in size, the smaller inside the larger)."""
     inter = _intersection(a, b)
     return bool(inter) and (iou(a, b) > 0.5 or inter / min(_area(a), _area(b)) > 0.95)
 
