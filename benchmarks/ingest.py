@@ -144,8 +144,8 @@ def report(
     compare(ours, theirs)
 
 
-def compare(ours: Found, theirs: Found) -> None:
-    """The classic's faces by size band, and how many of them `ours` found too."""
+def compare(ours: Found, theirs: Found, who: str = "faced") -> None:
+    """The classic's faces by size band, and how many of them `ours` (`who`) found too."""
     for lo, hi in BANDS:
         total = hit = 0
         for name, boxes in theirs.items():
@@ -154,7 +154,7 @@ def compare(ours: Found, theirs: Found) -> None:
                     total += 1
                     hit += any(same_face(box, b) for b in ours.get(name, []))
         band = f"{lo}-{hi if hi < 100_000 else ''} px"
-        print(f"  faces of {band:<10} found by the classic {total:3d}, also by faced {hit:3d}")
+        print(f"  faces of {band:<10} found by the classic {total:3d}, also by {who} {hit:3d}")
     # Faced boxes that overlap no classic box: with the classic's misses above, this shows
     # whether differences are one-sided losses or borderline scores flipping both ways.
     extra = sum(
@@ -162,7 +162,7 @@ def compare(ours: Found, theirs: Found) -> None:
         for name, boxes in ours.items()
         for b in boxes
     )
-    print(f"  faces faced found that the classic did not: {extra}")
+    print(f"  faces {who} found that the classic did not: {extra}")
 
 
 def main() -> None:
@@ -198,7 +198,7 @@ def main() -> None:
             report("faced scan (coarse_to_fine: true)", t_c2f, n, t_classic, c2f, theirs)
         if args.noise_floor:
             print("classic on the same photos moved by 3 pixels (detection only):")
-            compare(classic_shifted(paths), theirs)
+            compare(classic_shifted(paths), theirs, "the moved run")
         if args.cnn:
             (root / "cnn").mkdir()
             (root / "cnn_photos").mkdir()

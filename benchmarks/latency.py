@@ -59,9 +59,10 @@ def main() -> None:
             f"daemon: {{debounce_seconds: {args.debounce}}}\n",
             encoding="utf-8",
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "faced", "run", "--config", str(cfg), "-q"], cwd=REPO
-        )
+        # The installed `faced` command, as systemd starts it (its worker processes re-import
+        # the command's module, so `python -m faced` would not measure quite the same thing).
+        command = Path(sys.executable).with_name("faced")
+        proc = subprocess.Popen([str(command), "run", "--config", str(cfg), "-q"], cwd=REPO)
         try:
             source = sorted((SMALL / "jerry_seinfeld").glob("*.jpg"))
             for p in source[:3]:  # a person to join

@@ -71,21 +71,29 @@ def detection_plan(width: int, height: int, det: DetectionConfig) -> tuple[float
 
 
 def search_hog(
-    run: RunHog, rgb: np.ndarray, scale: float, upsample: int, coarse_to_fine: bool = False
+    run: RunHog,
+    rgb: np.ndarray,
+    scale: float,
+    upsample: int,
+    coarse_to_fine: bool = False,
+    threshold: float = 0.0,
 ) -> list[Box]:
-    """HOG face boxes in `rgb`'s pixels for a search planned by `detection_plan`."""
+    """HOG face boxes scoring `threshold` or more (0 is dlib's own line), in `rgb`'s pixels,
+    for a search planned by `detection_plan`."""
     h, w = rgb.shape[:2]
     if coarse_to_fine and not upsample and h * w * scale * scale >= CASCADE_MIN_PIXELS:
-        return _coarse_to_fine(run, rgb, scale)
-    return _whole(run, rgb, scale, upsample)
+        return _coarse_to_fine(run, rgb, scale, threshold)
+    return _whole(run, rgb, scale, upsample, threshold)
 
 
-def _whole(run: RunHog, rgb: np.ndarray, scale: float, upsample: int) -> list[Box]:
-    """Every level from `scale` down, searched over the whole photo at dlib's threshold."""
-    return [box for _, box in _run(run, scaled_copy(rgb, scale), upsample, 0.0, scale)]
+def _whole(
+    run: RunHog, rgb: np.ndarray, scale: float, upsample: int, threshold: float
+) -> list[Box]:
+    """Every level from `scale` down, searched over the whole photo."""
+    return [box for _, box in _run(run, scaled_copy(rgb, scale), upsample, threshold, scale)]
 
 
-def _coarse_to_fine(run: RunHog, rgb: np.ndarray, scale: float) -> list[Box]:
+def _coarse_to_fine(run: RunHog, rgb: np.ndarray, scale: float, threshold: float) -> list[Box]:
     """The levels below `scale` searched whole, the level at `scale` around their hits."""
     h, w = rgb.shape[:2]
     coarse = scale / PYRAMID_STEP
@@ -94,12 +102,12 @@ def _coarse_to_fine(run: RunHog, rgb: np.ndarray, scale: float) -> list[Box]:
     # A face small enough for the first level shows up, if at all, in the two finest sizes.
     small = BOX_PX["hog"] / coarse * PYRAMID_STEP**2 - 1
     for score, box in _run(run, scaled_copy(rgb, coarse), 0, PROPOSAL_THRESHOLD, coarse):
-        if score >= 0.0:
+        if score >= threshold:
             found.append((score, box))
         if box[2] - box[0] < small:
             regions.append(_around(box, h, w))
     if sum((b - t) * (r - left) for t, r, b, left in regions) > MAX_CROP_SHARE * h * w:
-        return _whole(run, rgb, scale, 0)
+        return _whole(run, rgb, scale, 0, threshold)
     if not regions:
         return suppress_overlaps(found)
     # Crops are cut from one copy at the first level's scale, at multiples of HOG's 8-px
@@ -112,7 +120,7 @@ def _coarse_to_fine(run: RunHog, rgb: np.ndarray, scale: float) -> list[Box]:
         b, r = min(math.ceil(bottom * scale), fh), min(math.ceil(right * scale), fw)
         if b - t >= CELL_PX and r - lft >= CELL_PX:  # else a proposal wholly past the border
             crop = np.ascontiguousarray(fine[t:b, lft:r])
-            found.extend(_run(run, crop, 0, 0.0, scale, offset=(t, lft)))
+            found.extend(_run(run, crop, 0, threshold, scale, offset=(t, lft)))
     return suppress_overlaps(found)
 
 

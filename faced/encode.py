@@ -69,17 +69,22 @@ class FaceModels:
         self._full_object_detections = dlib.full_object_detections
 
     def detect(
-        self, rgb: np.ndarray, scale: float, upsample: int, coarse_to_fine: bool = False
+        self,
+        rgb: np.ndarray,
+        scale: float,
+        upsample: int,
+        coarse_to_fine: bool = False,
+        threshold: float = 0.0,
     ) -> list[Box]:
         """Face boxes in `rgb`'s pixels, searched as detection_plan says (scaled copy, dlib
-        upsampling; HOG optionally coarse to fine, see faced.detect); untrimmed (boxes may
-        reach past the border).
+        upsampling; HOG at `threshold`, optionally coarse to fine, see faced.detect);
+        untrimmed (boxes may reach past the border).
 
         Colour, not grey: HOG on grey levels is ~20% faster but lost 3 of 606 faces that
         face_recognition finds (one 90 px tall) and found none it misses.
         """
         if self.kind == "hog":
-            return search_hog(self._hog.run, rgb, scale, upsample, coarse_to_fine)
+            return search_hog(self._hog.run, rgb, scale, upsample, coarse_to_fine, threshold)
         found = self._cnn(scaled_copy(rgb, scale), upsample)
         return [photo_box(d.rect, scale) for d in found]
 
@@ -137,9 +142,10 @@ class EncodeResult:
 
 
 def detector_label(det: DetectionConfig) -> str:
-    """How faces were found, recorded per face (e.g. "hog-min36-10mp")."""
+    """How faces were found, recorded per face (e.g. "hog-min36-10mp-th-0.1")."""
     budget = f"{det.max_megapixels:g}mp" if det.max_megapixels else "full"
-    return f"{det.detector}-min{det.min_face_px}-{budget}"
+    label = f"{det.detector}-min{det.min_face_px}-{budget}"
+    return f"{label}-th{det.hog_threshold:+g}" if det.detector == "hog" else label
 
 
 def find_faces(
@@ -149,7 +155,8 @@ def find_faces(
     h, w = rgb.shape[:2]
     scale, upsample = detection_plan(w, h, det)
     boxes: list[Box] = []
-    for top, right, bottom, left in models.detect(rgb, scale, upsample, det.coarse_to_fine):
+    found = models.detect(rgb, scale, upsample, det.coarse_to_fine, det.hog_threshold)
+    for top, right, bottom, left in found:
         # face_recognition trims to the image the same way before computing landmarks.
         box = (max(top, 0), min(right, w), min(bottom, h), max(left, 0))
         if box[2] - box[0] < 1 or box[1] - box[3] < 1:

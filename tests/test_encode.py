@@ -19,15 +19,19 @@ from PIL import Image, ImageFile
 
 from faced.config import DetectionConfig, ImagesConfig
 from faced.detect import PYRAMID_STEP, detection_plan
-from faced.encode import encode_file, model_dir
+from faced.encode import detector_label, encode_file, model_dir
 
-from .conftest import EXTRAS, REPO, SMALL
+from .conftest import EXTRAS, FACES, REPO, SMALL
 
 IMAGES = ImagesConfig()
 
 
 def encode(path: Path, **detection: Any) -> Any:
     return encode_file(os.fsencode(path), IMAGES, DetectionConfig(**detection))
+
+
+def encode_label(**detection: Any) -> str:
+    return detector_label(DetectionConfig(**detection))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +85,7 @@ def test_descriptors_equal_face_recognition(face_recognition: Any, photo: Path) 
 
 def test_hog_boxes_equal_face_recognition_at_full_size(face_recognition: Any) -> None:
     photo = SMALL / "elton_john" / "train_2.jpg"
-    ours = [f.box for f in encode(photo, max_megapixels=0).faces]
+    ours = [f.box for f in encode(photo, max_megapixels=0, hog_threshold=0.0).faces]
     theirs = face_recognition.face_locations(face_recognition.load_image_file(str(photo)), 1, "hog")
     assert sorted(ours) == sorted(theirs)
 
@@ -126,6 +130,18 @@ def test_heic_photo_is_encoded(tmp_path: Path) -> None:
     path, _ = make_heic(tmp_path)
     result = encode(path)
     assert result.status == "faces" and len(result.faces) == 1
+
+
+def test_hog_threshold_keeps_borderline_faces() -> None:
+    # face_recognition (HOG at dlib's line, 0) finds no face in this news photo: its face
+    # scores -0.05, within the +-0.1 that resampling alone moves a score.
+    photo = FACES / "lfw_dev" / "Abdoulaye_Wade" / "Abdoulaye_Wade_0003.jpg"
+    assert encode(photo, hog_threshold=0.0).status == "noface"
+    found = encode(photo)  # the default, -0.1
+    assert found.status == "faces" and len(found.faces) == 1
+    # And it is his face: as close to his other photo's face as dlib's same-person line.
+    (other,) = encode(photo.with_name("Abdoulaye_Wade_0001.jpg")).faces
+    assert np.linalg.norm(found.faces[0].encoding - other.encoding) < 0.6
 
 
 def test_min_face_px_drops_small_faces() -> None:
@@ -180,7 +196,9 @@ def test_the_command_entry_point_imports_nothing_heavy() -> None:
 
 def test_detection_settings_are_recorded() -> None:
     r = encode(SMALL / "jerry_seinfeld" / "train_1.jpg")
-    assert r.detector == "hog-min36-10mp"
+    assert r.detector == "hog-min36-10mp-th-0.1"
+    assert encode_label(max_megapixels=0, hog_threshold=0.0) == "hog-min36-full-th+0"
+    assert encode_label(detector="cnn", hog_threshold=0.5) == "cnn-min36-10mp"
     assert dataclasses.replace(DetectionConfig(), max_megapixels=0) != DetectionConfig()
 
 
