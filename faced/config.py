@@ -97,7 +97,7 @@ class DetectionConfig:
     max_megapixels: float = _opt(10.0, lo=0.0)
     # Faster HOG on large photos (about 20% of a photo's time): the first, costliest level is
     # searched only around hits of the coarser levels. It can miss a face one size above
-    # min_face_px that those levels do not see (1 of 69 faces in benchmarks/ingest.py), so it
+    # min_face_px that those levels barely see (1 of 108 faces in benchmarks/ingest.py), so it
     # is off by default. Not recorded per face: turning it on or off re-reads nothing.
     coarse_to_fine: bool = False
     # The HOG score a face must reach; dlib's own line is 0. faced searches a resampled copy

@@ -10,9 +10,10 @@ On a large photo even that first level is the most expensive one (a third of the
 finds nothing but faces one step from the smallest size. With `coarse_to_fine`, `search_hog`
 looks from the next level down, with a lowered threshold that also fires on most faces a step
 too small for it, and searches the first level only in small crops around those hits. On
-benchmarks/ingest.py's 40 photos that made faced 11.9x the classic pipeline instead of 9.7x,
-but one of its 29 faces of 80-160 px was missed: a turned face the coarser levels did not
-respond to at any threshold. Hence off by default.
+benchmarks/ingest.py's 74 photos that made faced 13.9x the classic pipeline instead of 11.0x,
+but one of its 30 faces of 80-160 px was missed: a turned face that scores +0.16 on the first
+level and -0.9 on the next, where dlib's overlap suppression keeps a larger, equally weak box
+around it instead of it. Hence off by default.
 """
 
 from __future__ import annotations
