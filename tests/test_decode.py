@@ -253,7 +253,18 @@ def test_jpeg_pixels_are_pillows(tmp_path: Path) -> None:
     # takes Pillow's path; it must decode to the same picture.
     trailer = tmp_path / "motion.jpg"
     trailer.write_bytes(PHOTO.read_bytes() + b"\0\0ftypmp42" + bytes(300))
-    for path in [*photos, trailer]:
+    # Progressive and other chroma subsamplings than the shared photos' 4:2:0.
+    variants = []
+    encodings: list[dict[str, Any]] = [
+        {"progressive": True},
+        {"subsampling": 0},
+        {"subsampling": 1},
+    ]
+    for i, options in enumerate(encodings):
+        variants.append(tmp_path / f"variant{i}.jpg")
+        with Image.open(PHOTO) as im:
+            im.save(variants[-1], "JPEG", **options)
+    for path in [*photos, trailer, *variants]:
         with Image.open(path) as im:
             expected = np.asarray(im.convert("RGB"))
         assert (decode(raw(path), CFG).rgb == expected).all(), path
