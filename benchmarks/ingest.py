@@ -6,20 +6,23 @@ then the real `faced scan` with its default settings, and prints images/s of bot
 and the faces each found by size band. A classic face counts as found by faced when one of
 faced's boxes is the same face by dlib's own duplicate rule (faced.detect.same_face: overlap
 over union above 0.5, or one box nearly all inside the other, as when a face is found one
-pyramid level up). With --cnn it also times `detection.detector: cnn`.
+pyramid level up). With --cnn it also times `detection.detector: cnn`; with --daemon, a
+running `faced run` taking the same photos in from its watched folder.
 
 With --noise-floor it also runs the classic detection on the photos moved by 3 pixels: borderline
 faces (dlib scores near its threshold) come and go with the pixel grid alone, and this shows
 how many, to read faced's differences against.
 
     python benchmarks/ingest.py [--photos N (default: all 74)] [--cnn 4] [--coarse-to-fine]
-                                [--noise-floor]
+                                [--daemon] [--noise-floor]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -136,6 +139,40 @@ def faced_scan(folder: Path, work: Path, config: str = "") -> tuple[float, dict[
     return seconds, found
 
 
+def faced_daemon(paths: list[Path], work: Path) -> float:
+    """Seconds from moving `paths` into the folder a running `faced run` watches until its
+    store holds all of them (encoded and recorded; publishing follows after the debounce)."""
+    watch, staging = work / "watch", work / "staging"
+    watch.mkdir()
+    staging.mkdir()
+    for p in paths:  # hard links on the same file system: moving them in is a rename
+        os.link(p, staging / p.name)
+    cfg = work / "faced.yaml"
+    cfg.write_text(f"watch: [{watch}]\noutput: {work / 'people'}\nstate: {work / 'state'}\n")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as ready:
+        # Readiness as systemd learns it (Type=notify): the daemon's READY=1 datagram.
+        ready.bind(str(work / "notify.sock"))
+        ready.settimeout(60)
+        env = {**os.environ, "NOTIFY_SOCKET": str(work / "notify.sock")}
+        command = [str(Path(sys.executable).with_name("faced")), "run", "--config", str(cfg)]
+        proc = subprocess.Popen([*command, "-q"], env=env)
+        try:
+            while b"READY=1" not in ready.recv(4096).split(b"\n"):
+                pass
+            start = time.perf_counter()
+            for p in paths:
+                os.rename(staging / p.name, watch / p.name)
+            db = sqlite3.connect(f"file:{work / 'state' / 'faced.sqlite3'}?mode=ro", uri=True)
+            while db.execute("SELECT count(*) FROM images").fetchone()[0] < len(paths):
+                time.sleep(0.1)
+            seconds = time.perf_counter() - start
+            db.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    return seconds
+
+
 def report(
     label: str, seconds: float, n: int, t_classic: float, ours: Found, theirs: Found
 ) -> None:
@@ -173,6 +210,9 @@ def main() -> None:
         "--coarse-to-fine", action="store_true", help="also run detection.coarse_to_fine: true"
     )
     parser.add_argument(
+        "--daemon", action="store_true", help="also time `faced run` taking the photos in"
+    )
+    parser.add_argument(
         "--noise-floor",
         action="store_true",
         help="also compare the classic with itself on the photos moved by 3 pixels",
@@ -196,6 +236,13 @@ def main() -> None:
         report(f"faced scan (defaults, {cores} workers)", t_faced, n, t_classic, ours, theirs)
         if args.coarse_to_fine:
             report("faced scan (coarse_to_fine: true)", t_c2f, n, t_classic, c2f, theirs)
+        if args.daemon:
+            (root / "daemon").mkdir()
+            t_daemon = faced_daemon(paths, root / "daemon")
+            print(
+                f"faced run (the daemon, photos moved into its watched folder): "
+                f"{n / t_daemon:.3f} images/s, {t_classic / t_daemon:.1f}x the classic"
+            )
         if args.noise_floor:
             print("classic on the same photos moved by 3 pixels (detection only):")
             compare(classic_shifted(paths), theirs, "the moved run")
