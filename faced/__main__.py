@@ -3,7 +3,7 @@
 Kept tiny on purpose: multiprocessing re-imports the command's main module in every worker
 process it starts, so what this module imports at the top, each worker imports too. Importing
 the CLI here would give each encoder the clustering stack (scikit-learn, SciPy): 0.75 s of
-start-up and some 60 MB each, for code a worker never runs.
+start-up and ~100 MB each, for code a worker never runs.
 """
 
 import sys
