@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from faced.cluster import ClusterParams, cluster_faces
 from faced.config import Config
 from faced.decode import file_digest
 from faced.discover import walk
@@ -249,6 +248,11 @@ class Library:
 
     def recluster(self, report: RefreshReport | None = None) -> RefreshReport:
         """Cluster every face and give faces people, keeping every identity that holds."""
+        # Imported here: scikit-learn and SciPy take 0.7 s to import, which every faced
+        # command would pay at start-up (`faced status`, `faced name`, a scan before its
+        # workers start), though only clustering uses them.
+        from faced.cluster import ClusterParams, cluster_faces
+
         report = report or RefreshReport()
         c = self.cfg.clustering
         table = self.store.face_table(MODEL_NAME)
