@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import dlib
 import numpy as np
@@ -75,15 +76,21 @@ def classic(paths: list[Path]) -> tuple[float, dict[str, list[Box]]]:
     start = time.perf_counter()
     for path in paths:
         rgb = np.asarray(Image.open(path).convert("RGB"))
-        h, w = rgb.shape[:2]
-        boxes = [
-            (max(r.top(), 0), min(r.right(), w), min(r.bottom(), h), max(r.left(), 0))
-            for r in detector(rgb, 1)
-        ]
+        boxes = classic_boxes(detector, rgb)
         for box in boxes:  # one descriptor call per face, as face_recognition.face_encodings
             models.describe(rgb, [box], 1)
         found[path.name] = boxes
     return time.perf_counter() - start, found
+
+
+def classic_boxes(detector: Any, rgb: np.ndarray) -> list[Box]:
+    """face_recognition.face_locations(rgb, 1, "hog"): HOG upsample 1, boxes trimmed to
+    the image."""
+    h, w = rgb.shape[:2]
+    return [
+        (max(r.top(), 0), min(r.right(), w), min(r.bottom(), h), max(r.left(), 0))
+        for r in detector(rgb, 1)
+    ]
 
 
 def classic_shifted(paths: list[Path], shift: int = 3) -> Found:
@@ -94,15 +101,9 @@ def classic_shifted(paths: list[Path], shift: int = 3) -> Found:
     found: Found = {}
     for path in paths:
         rgb = np.ascontiguousarray(np.asarray(Image.open(path).convert("RGB"))[shift:, shift:])
-        h, w = rgb.shape[:2]
         found[path.name] = [
-            (
-                max(r.top(), 0) + shift,
-                min(r.right(), w) + shift,
-                min(r.bottom(), h) + shift,
-                max(r.left(), 0) + shift,
-            )
-            for r in detector(rgb, 1)
+            (t + shift, r + shift, b + shift, left + shift)
+            for t, r, b, left in classic_boxes(detector, rgb)
         ]
     return found
 
