@@ -69,22 +69,19 @@ class FaceModels:
         self._full_object_detections = dlib.full_object_detections
 
     def detect(
-        self,
-        rgb: np.ndarray,
-        scale: float,
-        upsample: int,
-        coarse_to_fine: bool = False,
-        threshold: float = 0.0,
+        self, rgb: np.ndarray, scale: float, upsample: int, det: DetectionConfig
     ) -> list[Box]:
         """Face boxes in `rgb`'s pixels, searched as detection_plan says (scaled copy, dlib
-        upsampling; HOG at `threshold`, optionally coarse to fine, see faced.detect);
-        untrimmed (boxes may reach past the border).
+        upsampling; HOG at det.hog_threshold, coarse to fine if det says so, see
+        faced.detect); untrimmed (boxes may reach past the border).
 
         Colour, not grey: HOG on grey levels is ~20% faster but lost 3 of 606 faces that
         face_recognition finds (one 90 px tall) and found none it misses.
         """
         if self.kind == "hog":
-            return search_hog(self._hog.run, rgb, scale, upsample, coarse_to_fine, threshold)
+            return search_hog(
+                self._hog.run, rgb, scale, upsample, det.coarse_to_fine, det.hog_threshold
+            )
         found = self._cnn(scaled_copy(rgb, scale), upsample)
         return [photo_box(d.rect, scale) for d in found]
 
@@ -155,8 +152,7 @@ def find_faces(
     h, w = rgb.shape[:2]
     scale, upsample = detection_plan(w, h, det)
     boxes: list[Box] = []
-    found = models.detect(rgb, scale, upsample, det.coarse_to_fine, det.hog_threshold)
-    for top, right, bottom, left in found:
+    for top, right, bottom, left in models.detect(rgb, scale, upsample, det):
         # face_recognition trims to the image the same way before computing landmarks.
         box = (max(top, 0), min(right, w), min(bottom, h), max(left, 0))
         if box[2] - box[0] < 1 or box[1] - box[3] < 1:

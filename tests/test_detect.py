@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from PIL import Image
 
@@ -30,10 +32,11 @@ def crowd() -> np.ndarray:
 def searches(photo: np.ndarray) -> tuple[list[Box], list[Box]]:
     models = get_models("hog")
     h, w = photo.shape[:2]
-    scale, upsample = detection_plan(w, h, DetectionConfig())
+    det = DetectionConfig(hog_threshold=0.0)
+    scale, upsample = detection_plan(w, h, det)
     assert upsample == 0 and h * w * scale**2 > faced.detect.CASCADE_MIN_PIXELS
-    cascade = models.detect(photo, scale, upsample, coarse_to_fine=True)
-    whole = models.detect(photo, scale, upsample)
+    cascade = models.detect(photo, scale, upsample, replace(det, coarse_to_fine=True))
+    whole = models.detect(photo, scale, upsample, det)
     return cascade, whole
 
 
