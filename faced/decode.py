@@ -104,7 +104,12 @@ def read_file(path: str | bytes, max_bytes: int) -> RawFile:
 
 def content_hash(data: bytes) -> str:
     """The content identity used to recognise a moved or copied photo."""
-    return hashlib.blake2b(data, digest_size=20).hexdigest()
+    return _hasher(data).hexdigest()
+
+
+def _hasher(data: bytes = b"") -> hashlib.blake2b:
+    """The one hash behind content_hash and file_digest: their digests must agree."""
+    return hashlib.blake2b(data, digest_size=20)
 
 
 def file_digest(path: str | bytes) -> tuple[int, int, str]:
@@ -113,7 +118,7 @@ def file_digest(path: str | bytes) -> tuple[int, int, str]:
     try:
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())
-            h = hashlib.blake2b(digest_size=20)
+            h = _hasher()
             while chunk := fh.read(1 << 20):
                 h.update(chunk)
     except FileNotFoundError as exc:
@@ -221,7 +226,7 @@ def _decode_jpeg(data: bytes, im: Image.Image) -> tuple[np.ndarray, int] | None:
         return None
     orientation = _orientation(im)
     upright = _UPRIGHT.get(orientation)
-    return np.ascontiguousarray(upright(rgb) if upright else rgb), orientation
+    return (upright(rgb) if upright else rgb), orientation  # decode() makes it contiguous
 
 
 def _sniff_format(data: bytes) -> str:
