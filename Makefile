@@ -33,11 +33,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check faced tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check faced tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Install faced as a systemd service on a Debian-like server (run as root):
 # /opt/faced/venv, /etc/faced/faced.yaml, /var/lib/faced, user `faced`,

@@ -35,8 +35,9 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from faced.detect import Box, same_face
-from faced.encode import get_models
+from faced.faces.backends import get_backend
+from faced.faces.detect import same_face
+from faced.records import Box
 
 REPO = Path(__file__).resolve().parent.parent
 FACES = REPO.parent / "shared" / "data" / "faces"
@@ -70,7 +71,7 @@ def make_photos(folder: Path, count: int) -> list[Path]:
 
 def classic(paths: list[Path]) -> tuple[float, dict[str, list[Box]]]:
     """The classic encode_faces.py loop, with dlib called as face_recognition calls it."""
-    models = get_models("hog")
+    models = get_backend("hog")
     detector = dlib.get_frontal_face_detector()
     found: dict[str, list[Box]] = {}
     start = time.perf_counter()

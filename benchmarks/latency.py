@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from faced.daemon import IDLE_POOL_SECONDS
+from faced.service.daemon import IDLE_POOL_SECONDS
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = REPO.parent / "shared" / "data" / "faces" / "fixture_small"

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from faced.cluster import ClusterParams, cluster_faces
-from faced.config import DetectionConfig, ImagesConfig
-from faced.identity import PeopleState, assign_people, place_new_faces
+from faced.config import ClusteringConfig
+from faced.people.cluster import cluster_faces
+from faced.people.identity import PeopleState, assign_people, place_new_faces
+from faced.pipeline.library import cluster_params
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache" / "lfw_dev_one_per_person.npy"
@@ -36,16 +37,15 @@ def real_encodings() -> np.ndarray:
     if CACHE.exists():
         cached: np.ndarray = np.load(CACHE)
         return cached
-    from faced.workers import EncoderPool, pool_size
+    from faced.config import Config
+    from faced.pipeline.scan import local_encoder
 
     paths = [os.fsencode(min(d.glob("*.jpg"))) for d in sorted(LFW.iterdir()) if d.is_dir()]
     print(f"encoding {len(paths)} lfw_dev photos once (cached in {CACHE})...", file=sys.stderr)
-    pool = EncoderPool(ImagesConfig(), DetectionConfig(), pool_size(0))
     out = []
-    for r in pool.map(paths):
+    for r in local_encoder(Config())(paths):
         if r.faces:
             out.append(max(r.faces, key=lambda f: f.box[2] - f.box[0]).encoding)
-    pool.close()
     CACHE.parent.mkdir(exist_ok=True)
     encodings = np.array(out, np.float32)
     np.save(CACHE, encodings)
@@ -81,7 +81,7 @@ def time_placement(x: np.ndarray, truth: np.ndarray, count: int) -> None:
     """How long the daemon takes to place `count` new faces among a library's people."""
     new, known = x[:count], x[count:]
     ids = np.arange(count, dtype=np.int64)
-    params = ClusterParams()
+    params = cluster_params(ClusteringConfig())
     start = time.perf_counter()
     placed = place_new_faces(
         new,
@@ -127,13 +127,13 @@ def main() -> None:
     face_ids = np.arange(1, len(x) + 1, dtype=np.int64)
     base_rss = peak_rss_mb()
     start = time.perf_counter()
-    labels = cluster_faces(x, face_ids, ClusterParams())
+    labels = cluster_faces(x, face_ids, cluster_params(ClusteringConfig()))
     result = assign_people(
         face_ids, face_ids, labels, np.zeros(len(x), np.int64), PeopleState(), min_faces=3
     )
     seconds = time.perf_counter() - start
     if args.quality:
-        from faced.metrics import bcubed, pairwise
+        from faced.tools.metrics import bcubed, pairwise
 
         print(
             f"pairwise F {pairwise(truth, labels).f:.3f}, BCubed F {bcubed(truth, labels).f:.3f}, "

@@ -18,13 +18,13 @@ from typing import Any
 
 from faced import __version__
 from faced.config import Config, absolute, load_config
-from faced.encode import EncodeResult, encode_file
 from faced.errors import ConfigError, FacedError, UsageError
-from faced.layout import sanitize_name
 from faced.logs import setup_logging
-from faced.pipeline import Library, run_scan
-from faced.store import Store
-from faced.workers import EncoderPool, pool_size
+from faced.pipeline.library import Library
+from faced.pipeline.scan import Encode, local_encoder, run_scan
+from faced.publish.layout import default_folder, sanitize_name
+from faced.records import EncodeResult
+from faced.store import DB_NAME, MetaKey, Store
 
 log = logging.getLogger("faced")
 
@@ -190,30 +190,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("labelled", type=Path, metavar="LABELLED_DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "sample-config",
+        parents=[common],
+        help="print the documented configuration with every default",
+        description="Print a configuration file with every key, its default and what it does "
+        "(the same as config/faced.yaml).",
+    )
+    p.set_defaults(func=cmd_sample_config)
     return parser
 
 
 # -- scan ----------------------------------------------------------------------------------------
 
 
-def encoder(cfg: Config) -> Any:
-    """A function that encodes a list of paths, with a progress bar on a terminal."""
+def encoder(cfg: Config) -> Encode:
+    """Encode a list of paths on this machine, with a progress bar on a terminal."""
+    local = local_encoder(cfg)
 
     def encode(todo: list[bytes]) -> Iterator[EncodeResult]:
-        if not todo:
-            return
-        workers = min(pool_size(cfg.daemon.workers), len(todo))
-        if workers <= 1:
-            results: Iterable[EncodeResult] = (
-                encode_file(p, cfg.images, cfg.detection, cfg.video) for p in todo
-            )
-            yield from _progress(results, len(todo))
-            return
-        pool = EncoderPool(cfg.images, cfg.detection, workers, cfg.video)
-        try:
-            yield from _progress(pool.map(todo), len(todo))
-        finally:
-            pool.close()
+        if todo:
+            yield from _progress(local(todo), len(todo))
 
     return encode
 
@@ -264,7 +262,7 @@ def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
-    from faced.daemon import run_daemon
+    from faced.service.daemon import run_daemon
 
     watch = _existing_dirs(args.watch) if args.watch else None
     cfg = cfg.with_paths(watch=watch, output=args.output, state=args.state)
@@ -280,13 +278,13 @@ def _state(args: argparse.Namespace, cfg: Config) -> Config:
 
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     cfg = _state(args, cfg)
-    if not (cfg.state / "faced.sqlite3").exists():
+    if not (cfg.state / DB_NAME).exists():
         counts: dict[str, Any] = {"images": 0, "faces": 0, "people": 0, "errors": 0}
         errors: list[tuple[str, str]] = []
     else:
         with Store(cfg.state, readonly=True) as store:
             counts = dict(store.counts(cfg.clustering.min_faces))
-            errors = store.errors(50 if args.errors else 5)
+            errors = store.images.errors(50 if args.errors else 5)
     counts["state"] = str(cfg.state)
     counts["daemon_running"] = Store.owner_running(cfg.state)
     if args.json:
@@ -307,7 +305,17 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_people(args: argparse.Namespace, cfg: Config) -> int:
     cfg = _state(args, cfg)
     with Store(cfg.state, readonly=True) as store:
-        people = store.people_summary()
+        people = [
+            {
+                "id": p.id,
+                "person": default_folder(p.id),
+                "name": p.name,
+                "faces": p.faces,
+                "photos": p.photos,
+                "folder": p.folder,
+            }
+            for p in store.people.summary()
+        ]
     if args.json:
         print(json.dumps(people, indent=2))
         return EXIT_OK
@@ -323,10 +331,15 @@ def cmd_people(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _person(store: Store, token: str) -> int:
-    pid = store.find_person(token)
-    if pid is None:
+    """A live person by id ("7"), default folder name ("person_0007"), name or folder."""
+    t = token.strip()
+    digits = t.removeprefix("person_")
+    if digits.isdigit() and store.people.live(int(digits)):
+        return int(digits)
+    found = store.people.named_as(t) or store.published.person_with_folder(t)
+    if found is None:
         raise UsageError(f"no such person: {token!r} (see `faced people`)")
-    return pid
+    return found
 
 
 def _after_edit(cfg: Config) -> None:
@@ -340,7 +353,7 @@ def _after_edit(cfg: Config) -> None:
 
 def _republish(cfg: Config, store: Store, *, force: bool) -> None:
     """Refresh the people folder this state publishes to (none yet: nothing to do)."""
-    output = store.get_meta("output")
+    output = store.meta.get(MetaKey.OUTPUT)
     if output is not None:
         Library(cfg.with_paths(output=Path(output)), store).refresh(force=force)
 
@@ -352,10 +365,10 @@ def cmd_name(args: argparse.Namespace, cfg: Config) -> int:
         raise UsageError(f"{args.name!r} cannot be a folder name")
     with Store(cfg.state, exclusive=False) as store:
         pid = _person(store, args.person)
-        store.set_name(pid, name)
+        store.people.set_name(pid, name)
         store.touch_edits()
     _after_edit(cfg)
-    print(f"person_{pid:04d} is now {name!r}")
+    print(f"{default_folder(pid)} is now {name!r}")
     return EXIT_OK
 
 
@@ -367,10 +380,11 @@ def cmd_merge(args: argparse.Namespace, cfg: Config) -> int:
         ids = [_person(store, t) for t in args.people]
         if len(set(ids)) < len(ids):
             raise UsageError("the same person is named twice")
-        store.merge(ids[0], ids[1:])
+        store.people.merge(ids[0], ids[1:])
         store.touch_edits()
     _after_edit(cfg)
-    print(f"merged {', '.join(f'person_{i:04d}' for i in ids[1:])} into person_{ids[0]:04d}")
+    others = ", ".join(default_folder(i) for i in ids[1:])
+    print(f"merged {others} into {default_folder(ids[0])}")
     return EXIT_OK
 
 
@@ -382,21 +396,21 @@ def cmd_reject(args: argparse.Namespace, cfg: Config) -> int:
         for photo in args.photos:
             row = None
             for candidate in (os.path.abspath(photo), os.path.realpath(photo)):
-                row = store.image(os.fsencode(candidate))
+                row = store.images.get(os.fsencode(candidate))
                 if row:
                     break
             if row is None:
                 raise UsageError(f"{photo}: not a photo faced knows")
             image_ids.append(row.id)
-        n = store.reject(pid, image_ids)
+        n = store.people.reject(pid, image_ids)
         store.touch_edits()
     _after_edit(cfg)
-    print(f"{n} face(s) will not be person_{pid:04d} again")
+    print(f"{n} face(s) will not be {default_folder(pid)} again")
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace, cfg: Config) -> int:
-    from faced.exchange import export_dataset, export_pickle
+    from faced.tools.exchange import export_dataset, export_pickle
 
     cfg = _state(args, cfg)
     with Store(cfg.state, readonly=True) as store:
@@ -410,7 +424,7 @@ def cmd_export(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
-    from faced.exchange import import_pickle
+    from faced.tools.exchange import import_pickle
 
     if not args.trust_pickle:
         raise UsageError("unpickling runs code: add --trust-pickle if this pickle is yours")
@@ -422,8 +436,15 @@ def cmd_import(args: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
+def cmd_sample_config(args: argparse.Namespace, cfg: Config) -> int:
+    from faced.config.sample import sample_yaml
+
+    print(sample_yaml(), end="")
+    return EXIT_OK
+
+
 def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
-    from faced.evaluate import evaluate, format_report
+    from faced.tools.evaluate import evaluate, format_report
 
     if not args.labelled.is_dir():
         raise UsageError(f"{args.labelled}: not a folder")

@@ -1,5 +1,10 @@
 """Shared fixtures: the real photos in ../shared, temp folders, and a ready-made scanned state.
 
+Tests come in two tiers. Those that read the shared photos carry the `photos` marker (a test
+using the scanned-library fixtures gets it automatically); `pytest -m "not photos"` runs the
+rest anywhere, a clone without ../shared included. A run that selects photo tests without the
+photos fails at once: those tests would prove nothing. FACED_TEST_PHOTOS points elsewhere.
+
 Encoding photos is the slow part, so fixture_small is scanned once per session into a template
 state; tests that need a scanned library get their own copy of it.
 """
@@ -21,18 +26,29 @@ import pytest
 from faced.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
-FACES = REPO.parent / "shared" / "data" / "faces"
+FACES = Path(os.environ.get("FACED_TEST_PHOTOS", REPO.parent / "shared" / "data" / "faces"))
 SMALL = FACES / "fixture_small"
 EXTRAS = FACES / "fixture_extras"
 NOISY = FACES / "jurassic_park_noisy"
 LFW = FACES / "lfw_dev"
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    # The tests read real photos; without them they would prove nothing, so fail loudly.
-    if not SMALL.is_dir():
+PHOTO_FIXTURES = {"small", "small_template"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PHOTO_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.photos)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Photo tests without the photos would prove nothing, so fail loudly instead of skipping.
+    needs_photos = any(item.get_closest_marker("photos") for item in session.items)
+    if needs_photos and not SMALL.is_dir():
         raise pytest.UsageError(
-            f"test photos not found at {FACES} (../shared must be beside the repo)"
+            f"test photos not found at {FACES} (../shared must be beside the repo); "
+            'run `pytest -m "not photos"` for the tests that need none'
         )
 
 
@@ -75,7 +91,7 @@ def people_folders(people: Path, unknown: str = "unknown") -> dict[str, list[Pat
 
 
 @dataclass
-class Library:
+class PhotoLibrary:
     """A scanned copy of a photo set: photos (a copy, so tests may change them), people, state."""
 
     root: Path
@@ -88,18 +104,18 @@ class Library:
 
 
 @pytest.fixture(scope="session")
-def small_template(tmp_path_factory: pytest.TempPathFactory) -> Library:
+def small_template(tmp_path_factory: pytest.TempPathFactory) -> PhotoLibrary:
     root = tmp_path_factory.mktemp("small")
-    lib = Library(root, root / "photos", root / "people", root / "state")
+    lib = PhotoLibrary(root, root / "photos", root / "people", root / "state")
     shutil.copytree(SMALL, lib.photos, ignore=shutil.ignore_patterns("*.csv", "*.txt"))
     assert lib.scan() == 0
     return lib
 
 
 @pytest.fixture
-def small(small_template: Library, tmp_path: Path) -> Iterator[Library]:
+def small(small_template: PhotoLibrary, tmp_path: Path) -> Iterator[PhotoLibrary]:
     """A private copy of the scanned fixture_small library (photos, state and people)."""
-    lib = Library(tmp_path, tmp_path / "photos", tmp_path / "people", tmp_path / "state")
+    lib = PhotoLibrary(tmp_path, tmp_path / "photos", tmp_path / "people", tmp_path / "state")
     shutil.copytree(small_template.photos, lib.photos, symlinks=True)
     shutil.copytree(small_template.state, lib.state)
     (lib.state / "writer.lock").unlink(missing_ok=True)

@@ -3,9 +3,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import numpy as np
 
+from faced.config import ClusteringConfig
+from faced.people.params import ClusterParams
+from faced.pipeline.library import cluster_params
+
 DIM = 128
+
+
+def params(**changes: Any) -> ClusterParams:
+    """The configured defaults' clustering settings, with `changes`."""
+    return dataclasses.replace(cluster_params(ClusteringConfig()), **changes)
+
+
 CENTRE_SPREAD = 1.0 / np.sqrt(2 * DIM)  # two people's centres ~1.0 apart
 FACE_SPREAD = 0.35 / np.sqrt(2 * DIM)  # two faces of one person ~0.35 apart
 

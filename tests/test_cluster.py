@@ -7,18 +7,14 @@ import itertools
 import numpy as np
 from sklearn.cluster import DBSCAN
 
-from faced.cluster import (
-    ClusterParams,
-    _average_linkage_cut,
-    attach_loners,
-    cluster_faces,
-    merge_threshold,
-)
-from faced.metrics import bcubed, pairwise
+from faced.people.cluster import cluster_faces
+from faced.people.exact import _average_linkage_cut, attach_loners
+from faced.people.params import merge_threshold
+from faced.tools.metrics import bcubed, pairwise
 
-from .synthetic import people, two_groups
+from .synthetic import params, people, two_groups
 
-P = ClusterParams()
+P = params()
 
 
 def distinct(n: int) -> np.ndarray:
@@ -64,7 +60,7 @@ def test_two_faces_in_one_photo_are_never_one_person() -> None:
     images[1] = images[0]  # faces 0 and 1 share a photo
     labels = cluster_faces(x, images, P)
     assert labels[0] != labels[1]
-    relaxed = cluster_faces(x, images, ClusterParams(one_face_per_photo=False))
+    relaxed = cluster_faces(x, images, params(one_face_per_photo=False))
     assert relaxed[0] == relaxed[1] != -1
 
 
@@ -102,7 +98,7 @@ def test_two_look_alikes_with_a_gap_stay_two_people() -> None:
     x, truth = two_groups(np.random.default_rng(5), 15, apart=0.42)
     labels = cluster_faces(x, distinct(len(x)), P)
     assert pairwise(truth, labels).f == 1.0
-    loose = ClusterParams(separation_gap=9.0)  # without the rule they merge
+    loose = params(separation_gap=9.0)  # without the rule they merge
     assert len(set(cluster_faces(x, distinct(len(x)), loose))) == 1
 
 
@@ -141,7 +137,7 @@ def test_a_loner_between_two_people_stays_alone() -> None:
     xs = np.concatenate([x, [loner]]).astype(np.float32)
     labels = np.concatenate([truth, [-1]])
     # As near one as the other: the margin rule keeps it out of both...
-    assert attach_loners(xs, labels, ClusterParams(link_threshold=1.5))[-1] == -1
+    assert attach_loners(xs, labels, params(link_threshold=1.5))[-1] == -1
     # ...while nearer one by a clear margin it joins that one.
     xs[-1] = a + 0.3 * (b - a)
-    assert attach_loners(xs, labels, ClusterParams(link_threshold=1.5))[-1] == 0
+    assert attach_loners(xs, labels, params(link_threshold=1.5))[-1] == 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import DBSCAN
 
-from faced.cluster import ClusterParams, cluster_faces
-from faced.cluster_large import cluster_large
-from faced.metrics import bcubed, pairwise
+from faced.people.cluster import cluster_faces
+from faced.people.sparse import cluster_large
+from faced.tools.metrics import bcubed, pairwise
 
-from .synthetic import people, two_groups
+from .synthetic import params, people, two_groups
 
-P = ClusterParams()
+P = params()
 
 
 def distinct(n: int) -> np.ndarray:

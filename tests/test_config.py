@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from faced.config import Config, load_config
+from faced.config.sample import sample_yaml
 from faced.errors import ConfigError
 
 from .conftest import REPO, faced
@@ -22,6 +23,21 @@ def test_documented_file_equals_builtin_defaults() -> None:
     # Paths in a file are anchored at the file's folder.
     assert documented.output == REPO / "config" / "people"
     assert documented.watch[0].path == REPO / "config" / "photos"
+
+
+def test_documented_file_is_generated_from_the_schema() -> None:
+    # Regenerate with: faced sample-config > config/faced.yaml
+    assert (REPO / "config" / "faced.yaml").read_text(encoding="utf-8") == sample_yaml()
+
+
+def test_every_setting_is_documented() -> None:
+    defaults = Config()
+    sections = [type(getattr(defaults, f.name)) for f in dataclasses.fields(Config)]
+    for cls in [Config, *(c for c in sections if dataclasses.is_dataclass(c))]:
+        for f in dataclasses.fields(cls):
+            value = getattr(cls(), f.name) if cls is not Config else getattr(defaults, f.name)
+            if f.name != "source" and not dataclasses.is_dataclass(value):
+                assert f.metadata.get("doc"), f"{cls.__name__}.{f.name}"
 
 
 def test_builtin_defaults_watch_photos_and_publish_people(

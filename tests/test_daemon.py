@@ -183,6 +183,7 @@ def slow_copy(src: Path, dest: Path) -> None:
             time.sleep(0.05)
 
 
+@pytest.mark.photos
 def test_daemon_end_to_end(daemon: Daemon, listener: NotifyListener) -> None:
     daemon.start()
     until(lambda: "READY=1" in listener.fields(), 60, "READY=1")
@@ -261,6 +262,7 @@ def test_daemon_end_to_end(daemon: Daemon, listener: NotifyListener) -> None:
     assert "Traceback" not in log and "faced stopped" in log
 
 
+@pytest.mark.photos
 def test_kill_9_during_ingest_converges_to_a_clean_scan(tmp_path: Path) -> None:
     source = tmp_path / "source"
     shutil.copytree(SMALL, source, ignore=shutil.ignore_patterns("*.csv", "*.txt"))

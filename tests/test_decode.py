@@ -13,8 +13,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from faced.config import ImagesConfig
-from faced.decode import HEIF_MISSING, decode, read_file, scaled_copy
 from faced.errors import ImageError
+from faced.faces.decode import HEIF_MISSING, decode, read_file, scaled_copy
 
 from .conftest import SMALL
 
@@ -34,6 +34,7 @@ def reason_for(tmp_path: Path, name: str, data: bytes) -> str:
     return err.value.reason
 
 
+@pytest.mark.photos
 def test_real_jpeg_decodes_to_rgb() -> None:
     d = decode(raw(PHOTO), CFG)
     with Image.open(PHOTO) as im:
@@ -43,6 +44,7 @@ def test_real_jpeg_decodes_to_rgb() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "TIFF", "GIF"])
+@pytest.mark.photos
 def test_content_decides_the_format_not_the_name(tmp_path: Path, fmt: str) -> None:
     with Image.open(PHOTO) as im:
         buf = io.BytesIO()
@@ -55,6 +57,7 @@ def test_content_decides_the_format_not_the_name(tmp_path: Path, fmt: str) -> No
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "I;16", "1", "LA", "I", "F"])
+@pytest.mark.photos
 def test_every_mode_becomes_8_bit_rgb(tmp_path: Path, mode: str) -> None:
     with Image.open(PHOTO) as im:
         src = im.convert("RGB")
@@ -83,6 +86,7 @@ def test_transparency_is_flattened_onto_white(tmp_path: Path) -> None:
     assert (decode(raw(path), CFG).rgb == 255).all()
 
 
+@pytest.mark.photos
 def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     with Image.open(PHOTO) as im:
         upright = im.convert("RGB")
@@ -125,11 +129,13 @@ def test_html_saved_as_jpg(tmp_path: Path) -> None:
     assert "HTML" in reason_for(tmp_path, "download.jpg", html)
 
 
+@pytest.mark.photos
 def test_truncated_jpeg_is_an_error_not_half_an_image(tmp_path: Path) -> None:
     data = PHOTO.read_bytes()
     assert "truncated" in reason_for(tmp_path, "cut.jpg", data[: len(data) // 2])
 
 
+@pytest.mark.photos
 def test_truncated_png(tmp_path: Path) -> None:
     with Image.open(PHOTO) as im:
         buf = io.BytesIO()
@@ -139,6 +145,7 @@ def test_truncated_png(tmp_path: Path) -> None:
     assert "PNG" in reason or "truncated" in reason
 
 
+@pytest.mark.photos
 def test_corrupt_header(tmp_path: Path) -> None:
     data = bytearray(PHOTO.read_bytes())
     data[2:40] = b"\x00" * 38  # keep the JPEG magic, wreck the markers after it
@@ -153,6 +160,7 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
     assert "pixels" in reason_for(tmp_path, "bomb.png", path.read_bytes())
 
 
+@pytest.mark.photos
 def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match=r"images\.max_pixels"):
         decode(raw(PHOTO), ImagesConfig(max_pixels=1000))
@@ -174,6 +182,7 @@ def test_vanished_before_reading(tmp_path: Path) -> None:
         read_file(os.fsencode(tmp_path / "gone.jpg"), 2**20)
 
 
+@pytest.mark.photos
 def test_file_size_limit(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="too large"):
         read_file(os.fsencode(PHOTO), 1000)
@@ -202,6 +211,7 @@ def make_heic(tmp_path: Path) -> tuple[Path, Image.Image]:
     return path, upright
 
 
+@pytest.mark.photos
 def test_heic_decodes_upright(tmp_path: Path) -> None:
     path, upright = make_heic(tmp_path)
     d = decode(raw(path), CFG)
@@ -210,17 +220,19 @@ def test_heic_decodes_upright(tmp_path: Path) -> None:
     assert np.abs(d.rgb.astype(int) - np.asarray(upright).astype(int)).mean() < 6
 
 
+@pytest.mark.photos
 def test_heic_without_pillow_heif_is_unsupported_not_corrupt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, _ = make_heic(tmp_path)
-    monkeypatch.setattr("faced.decode._heif", [False])
+    monkeypatch.setattr("faced.faces.decode._heif", [False])
     with pytest.raises(ImageError) as err:
         decode(raw(path), CFG)
     assert err.value.reason == HEIF_MISSING
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.photos
 def test_every_exif_orientation_matches_pillow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, orientation: int
 ) -> None:
@@ -247,6 +259,7 @@ def test_every_exif_orientation_matches_pillow(
     assert d.rgb.flags["C_CONTIGUOUS"] and calls == [1]  # OpenCV's path was taken
 
 
+@pytest.mark.photos
 def test_jpeg_pixels_are_pillows(tmp_path: Path) -> None:
     photos = sorted(SMALL.rglob("*.jpg"))[::8]
     # A JPEG with data after its end marker (a motion photo's video, a camera's trailer)

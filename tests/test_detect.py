@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from PIL import Image
 
-import faced.detect
+import faced.faces.detect
 from faced.config import DetectionConfig
-from faced.detect import Box, detection_plan, iou, suppress_overlaps
-from faced.encode import get_models
+from faced.faces.backends import get_backend
+from faced.faces.detect import detection_plan, iou, suppress_overlaps
+from faced.records import Box
 
 from .conftest import EXTRAS, FACES
 
@@ -30,16 +32,17 @@ def crowd() -> np.ndarray:
 
 
 def searches(photo: np.ndarray) -> tuple[list[Box], list[Box]]:
-    models = get_models("hog")
+    models = get_backend("hog")
     h, w = photo.shape[:2]
     det = DetectionConfig(hog_threshold=0.0)
     scale, upsample = detection_plan(w, h, det)
-    assert upsample == 0 and h * w * scale**2 > faced.detect.CASCADE_MIN_PIXELS
+    assert upsample == 0 and h * w * scale**2 > faced.faces.detect.CASCADE_MIN_PIXELS
     cascade = models.detect(photo, scale, upsample, replace(det, coarse_to_fine=True))
     whole = models.detect(photo, scale, upsample, det)
     return cascade, whole
 
 
+@pytest.mark.photos
 def test_cascade_finds_the_small_faces_a_whole_search_finds() -> None:
     cascade, whole = searches(crowd())
     small = [b for b in whole if b[2] - b[0] < 100]  # found only on the skipped first level
@@ -51,6 +54,7 @@ def test_cascade_finds_the_small_faces_a_whole_search_finds() -> None:
     assert len(cascade) <= len(whole) + 1
 
 
+@pytest.mark.photos
 def test_cascade_on_a_large_group_photo() -> None:
     with Image.open(EXTRAS / "group" / "obama_and_biden.jpg") as im:
         photo = np.asarray(im.convert("RGB").resize((4032, round(4032 * im.height / im.width))))

@@ -18,8 +18,10 @@ import pytest
 from PIL import Image, ImageFile
 
 from faced.config import DetectionConfig, ImagesConfig
-from faced.detect import PYRAMID_STEP, detection_plan
-from faced.encode import detector_label, encode_file, model_dir
+from faced.faces.backends import detector_label
+from faced.faces.backends.dlib import model_dir
+from faced.faces.detect import PYRAMID_STEP, detection_plan
+from faced.faces.work import encode_file
 
 from .conftest import EXTRAS, FACES, REPO, SMALL
 
@@ -71,6 +73,7 @@ def face_recognition() -> Iterator[types.ModuleType]:
     ],
     ids=lambda p: p.name,
 )
+@pytest.mark.photos
 def test_descriptors_equal_face_recognition(face_recognition: Any, photo: Path) -> None:
     result = encode(photo, max_megapixels=0.5)
     assert result.status == "faces", result.reason
@@ -83,6 +86,7 @@ def test_descriptors_equal_face_recognition(face_recognition: Any, photo: Path) 
         assert np.abs(face.encoding - expected).max() < 1e-5
 
 
+@pytest.mark.photos
 def test_hog_boxes_equal_face_recognition_at_full_size(face_recognition: Any) -> None:
     photo = SMALL / "elton_john" / "train_2.jpg"
     ours = [f.box for f in encode(photo, max_megapixels=0, hog_threshold=0.0).faces]
@@ -90,6 +94,7 @@ def test_hog_boxes_equal_face_recognition_at_full_size(face_recognition: Any) ->
     assert sorted(ours) == sorted(theirs)
 
 
+@pytest.mark.photos
 def test_downscaled_detection_maps_boxes_back(tmp_path: Path) -> None:
     # A 12-MP-wide photo: Obama, Biden and a partly hidden child.
     with Image.open(EXTRAS / "group" / "obama_and_biden.jpg") as im:
@@ -109,6 +114,7 @@ def test_downscaled_detection_maps_boxes_back(tmp_path: Path) -> None:
     assert errors[2] <= 0.12 * min(a[2] - a[0] for a, _ in pairs)  # the half-hidden child
 
 
+@pytest.mark.photos
 def test_exif_rotated_photo_keeps_correct_boxes(tmp_path: Path) -> None:
     with Image.open(SMALL / "steve_wozniak" / "steve_wozniak3.jpg") as im:
         upright = im.convert("RGB")
@@ -124,6 +130,7 @@ def test_exif_rotated_photo_keeps_correct_boxes(tmp_path: Path) -> None:
     assert (b.width, b.height) == upright.size
 
 
+@pytest.mark.photos
 def test_heic_photo_is_encoded(tmp_path: Path) -> None:
     from .test_decode import make_heic
 
@@ -132,6 +139,7 @@ def test_heic_photo_is_encoded(tmp_path: Path) -> None:
     assert result.status == "faces" and len(result.faces) == 1
 
 
+@pytest.mark.photos
 def test_hog_threshold_keeps_borderline_faces() -> None:
     # face_recognition (HOG at dlib's line, 0) finds no face in this news photo: its face
     # scores -0.05, within the +-0.1 that resampling alone moves a score.
@@ -144,6 +152,7 @@ def test_hog_threshold_keeps_borderline_faces() -> None:
     assert np.linalg.norm(found.faces[0].encoding - other.encoding) < 0.6
 
 
+@pytest.mark.photos
 def test_min_face_px_drops_small_faces() -> None:
     photo = SMALL / "paul_allen" / "paul_allen2.jpg"
     every = encode(photo)
@@ -153,6 +162,7 @@ def test_min_face_px_drops_small_faces() -> None:
     assert [f.box[2] - f.box[0] for f in big_only.faces] == heights[1:]
 
 
+@pytest.mark.photos
 def test_photo_without_faces_and_broken_file(tmp_path: Path) -> None:
     assert encode(EXTRAS / "noface" / "unsplash_cat.jpg").status == "noface"
     bad = tmp_path / "bad.jpg"
@@ -161,6 +171,7 @@ def test_photo_without_faces_and_broken_file(tmp_path: Path) -> None:
     assert result.status == "error" and "HTML" in (result.reason or "")
 
 
+@pytest.mark.photos
 def test_cnn_detector_finds_the_face() -> None:
     result = encode(
         SMALL / "guido_van_rossum" / "guido_van_rossum1.jpg", detector="cnn", max_megapixels=0.15
@@ -172,7 +183,7 @@ def test_models_are_found_without_pkg_resources_and_not_loaded_at_import() -> No
     assert (model_dir() / "shape_predictor_5_face_landmarks.dat").is_file()
     # Nor the clustering stack: every command would pay 0.7 s for it at start-up.
     code = (
-        "import sys, faced.cli, faced.daemon, faced.encode, faced.pipeline; "
+        "import sys, faced.cli, faced.service.daemon, faced.faces.work, faced.pipeline.library; "
         "print([m in sys.modules for m in ('dlib', 'pkg_resources', 'sklearn', 'scipy')])"
     )
     out = subprocess.run(

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import Library, faced, faced_json, people_folders
+from .conftest import PhotoLibrary, faced, faced_json, people_folders
 
 
-def test_pickle_export_is_the_classic_format(small: Library, tmp_path: Path) -> None:
+def test_pickle_export_is_the_classic_format(small: PhotoLibrary, tmp_path: Path) -> None:
     dest = tmp_path / "encodings.pickle"
     assert faced("export", "--pickle", dest, "--state", small.state) == 0
     with dest.open("rb") as fh:
@@ -30,7 +30,7 @@ def test_pickle_export_is_the_classic_format(small: Library, tmp_path: Path) -> 
     assert encodings.shape == (66, 128)
 
 
-def test_dataset_export_has_a_folder_per_named_person(small: Library, tmp_path: Path) -> None:
+def test_dataset_export_has_a_folder_per_named_person(small: PhotoLibrary, tmp_path: Path) -> None:
     folder = next(iter(people_folders(small.people)))
     assert faced("name", folder, "Someone", "--state", small.state) == 0
     dest = tmp_path / "dataset"
@@ -49,7 +49,7 @@ def test_dataset_export_has_a_folder_per_named_person(small: Library, tmp_path: 
 
 
 def test_import_needs_trust_and_then_skips_encoding(
-    small: Library, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    small: PhotoLibrary, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     exported = tmp_path / "encodings.pickle"
     assert faced("export", "--pickle", exported, "--state", small.state) == 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from faced.cluster import ClusterParams, cluster_faces, merge_threshold
-from faced.identity import PeopleState, assign_people, place_new_faces, resolve
+from faced.people.cluster import cluster_faces
+from faced.people.identity import PeopleState, assign_people, place_new_faces, resolve
+from faced.people.params import merge_threshold
 
+from .synthetic import params as default_params
 from .synthetic import people
 
 
@@ -63,7 +65,7 @@ def test_adding_one_photo_moves_no_face_of_a_visible_person() -> None:
     x, _ = people(rng, [8, 6, 5, 3, 2, 1, 1, 1])
     x = x[rng.permutation(len(x))]
     ids = np.arange(1, len(x) + 1, dtype=np.int64)
-    params = ClusterParams()
+    params = default_params()
     previous = np.zeros(len(x), np.int64)
     min_faces = 3
     # The library grows one photo at a time. A face whose person has a folder (min_faces or
@@ -118,7 +120,7 @@ def test_new_faces_are_placed_among_people_without_reclustering() -> None:
     person = truth + 10
     new_faces = np.concatenate([x[new], stranger])
     ids = np.arange(1, len(new_faces) + 1, dtype=np.int64) + 1000
-    params = ClusterParams()
+    params = default_params()
     placed = place_new_faces(
         new_faces,
         ids,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from faced.layout import (
+from faced.publish.layout import (
     MAX_NAME_BYTES,
-    PersonEntry,
     folder_names,
     link_names,
     plan_layout,
     sanitize_name,
 )
+from faced.records import PersonEntry
 
 
 @pytest.mark.parametrize(

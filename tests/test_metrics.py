@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faced.metrics import bcubed, pairwise
+from faced.tools.metrics import bcubed, pairwise
 
 
 def test_perfect_clustering_scores_one() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SMALL, Library, faced, faced_json, people_folders, person_of
+from .conftest import SMALL, PhotoLibrary, faced, faced_json, people_folders, person_of
 
 
 def who_is_where(people: Path) -> dict[str, str]:
@@ -24,8 +24,9 @@ def folder_of(people: Path, label: str) -> str:
     return next(f for f, who in who_is_where(people).items() if who == label)
 
 
+@pytest.mark.photos
 def test_ids_are_stable_as_photos_arrive_in_batches(tmp_path: Path) -> None:
-    lib = Library(tmp_path, tmp_path / "photos", tmp_path / "people", tmp_path / "state")
+    lib = PhotoLibrary(tmp_path, tmp_path / "photos", tmp_path / "people", tmp_path / "state")
     everyone = sorted(p for p in SMALL.rglob("*.jpg"))
     batches = [everyone[0::3], everyone[1::3], everyone[2::3]]
     seen: dict[str, str] = {}
@@ -43,7 +44,7 @@ def test_ids_are_stable_as_photos_arrive_in_batches(tmp_path: Path) -> None:
 
 
 def test_renaming_a_folder_names_the_person(
-    small: Library, capsys: pytest.CaptureFixture[str]
+    small: PhotoLibrary, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = folder_of(small.people, "madonna")
     (small.people / folder).rename(small.people / "Madonna Ciccone")
@@ -61,7 +62,7 @@ def test_renaming_a_folder_names_the_person(
     ).items()
 
 
-def test_a_removed_link_never_comes_back(small: Library) -> None:
+def test_a_removed_link_never_comes_back(small: PhotoLibrary) -> None:
     folder = small.people / folder_of(small.people, "jerry_seinfeld")
     victim = sorted(p for p in folder.iterdir() if p.is_symlink())[0]
     victim.unlink()
@@ -75,14 +76,14 @@ def test_a_removed_link_never_comes_back(small: Library) -> None:
     assert len([p for p in folder.iterdir() if p.is_symlink()]) >= 3
 
 
-def test_reject_on_the_cli(small: Library) -> None:
+def test_reject_on_the_cli(small: PhotoLibrary) -> None:
     folder = folder_of(small.people, "elton_john")
     link = sorted(p for p in (small.people / folder).iterdir() if p.is_symlink())[0]
     assert faced("reject", folder, link, "--state", small.state) == 0
     assert not link.exists()
 
 
-def test_merge_survives_reclustering(small: Library) -> None:
+def test_merge_survives_reclustering(small: PhotoLibrary) -> None:
     a, b = folder_of(small.people, "ben_afflek"), folder_of(small.people, "steve_wozniak")
     assert faced("name", b, "Woz", "--state", small.state) == 0
     assert faced("merge", a, "Woz", "--state", small.state) == 0
@@ -96,7 +97,7 @@ def test_merge_survives_reclustering(small: Library) -> None:
 
 
 @pytest.mark.parametrize("hostile", ["../x", "a/b", ".hidden", "x" * 300])
-def test_hostile_names_stay_inside_the_people_folder(small: Library, hostile: str) -> None:
+def test_hostile_names_stay_inside_the_people_folder(small: PhotoLibrary, hostile: str) -> None:
     folder = folder_of(small.people, "mindy_kaling")
     assert faced("name", folder, hostile, "--state", small.state) == 0
     inside = {p.name for p in small.people.iterdir()}
@@ -106,14 +107,16 @@ def test_hostile_names_stay_inside_the_people_folder(small: Library, hostile: st
     assert len(people_folders(small.people)) == 8
 
 
-def test_name_errors(small: Library) -> None:
+def test_name_errors(small: PhotoLibrary) -> None:
     assert faced("name", "person_9999", "X", "--state", small.state) == 2
     assert faced("name", "person_0001", "..", "--state", small.state) == 2
 
 
-def test_the_daemon_places_new_faces_on_a_large_library(small: Library, tmp_path: Path) -> None:
+def test_the_daemon_places_new_faces_on_a_large_library(
+    small: PhotoLibrary, tmp_path: Path
+) -> None:
     from faced.config import load_config
-    from faced.pipeline import Library as Pipeline
+    from faced.pipeline.library import Library
     from faced.store import Store
 
     config = tmp_path / "incremental.yaml"
@@ -126,8 +129,8 @@ def test_the_daemon_places_new_faces_on_a_large_library(small: Library, tmp_path
     from faced.cli import encoder
 
     with Store(small.state) as store:
-        lib = Pipeline(cfg, store)
-        plan = lib.plan_scan([small.photos])
+        lib = Library(cfg, store)
+        plan = lib.planner.plan([small.photos])
         for result in encoder(cfg)(plan.todo):
             lib.record(result)
         report = lib.refresh(incremental=True)
@@ -139,7 +142,7 @@ def test_the_daemon_places_new_faces_on_a_large_library(small: Library, tmp_path
             sorted((SMALL.parent / "fixture_extras" / "group").glob("*.jpg"))
         ):
             shutil.copy2(photo, small.photos / f"group_{i}.jpg")
-        plan = lib.plan_scan([small.photos])
+        plan = lib.planner.plan([small.photos])
         for result in encoder(cfg)(plan.todo):
             lib.record(result)
         # Strangers stay unplaced; with three or more waiting, the refresh re-clusters fully.

@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import EXTRAS, NOISY, Library, faced, faced_json, people_folders, person_of, run_cli
+from .conftest import (
+    EXTRAS,
+    NOISY,
+    PhotoLibrary,
+    faced,
+    faced_json,
+    people_folders,
+    person_of,
+    run_cli,
+)
 
 
 def face_rows(state: Path) -> list[tuple[int, bytes]]:
@@ -23,7 +32,7 @@ def face_rows(state: Path) -> list[tuple[int, bytes]]:
         ]
 
 
-def test_fixture_small_gives_eight_pure_people(small_template: Library) -> None:
+def test_fixture_small_gives_eight_pure_people(small_template: PhotoLibrary) -> None:
     folders = people_folders(small_template.people)
     assert len(folders) == 8
     labels = [{person_of(link) for link in links} for links in folders.values()]
@@ -34,7 +43,7 @@ def test_fixture_small_gives_eight_pure_people(small_template: Library) -> None:
 
 
 def test_rescan_reads_nothing_and_changes_nothing(
-    small: Library, capsys: pytest.CaptureFixture[str]
+    small: PhotoLibrary, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = face_rows(small.state)
     links = {k: [p.name for p in v] for k, v in people_folders(small.people).items()}
@@ -46,7 +55,7 @@ def test_rescan_reads_nothing_and_changes_nothing(
 
 
 def test_deleted_photo_leaves_its_folder(
-    small: Library, capsys: pytest.CaptureFixture[str]
+    small: PhotoLibrary, capsys: pytest.CaptureFixture[str]
 ) -> None:
     victim = small.photos / "madonna" / "train_2.jpg"
     assert any(
@@ -64,7 +73,7 @@ def test_deleted_photo_leaves_its_folder(
 
 
 def test_moved_photo_is_recognised_not_reencoded(
-    small: Library, capsys: pytest.CaptureFixture[str]
+    small: PhotoLibrary, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = face_rows(small.state)
     src = small.photos / "elton_john" / "train_2.jpg"
@@ -79,7 +88,7 @@ def test_moved_photo_is_recognised_not_reencoded(
     assert os.fsencode(dest) in {p for _, p in after}
 
 
-def test_user_files_in_person_folders_are_never_touched(small: Library) -> None:
+def test_user_files_in_person_folders_are_never_touched(small: PhotoLibrary) -> None:
     folder = next(iter(people_folders(small.people)))
     note = small.people / folder / "notes.txt"
     note.write_text("mine", encoding="utf-8")
@@ -91,6 +100,7 @@ def test_user_files_in_person_folders_are_never_touched(small: Library) -> None:
     assert not (small.people / ".faced-staging").exists()
 
 
+@pytest.mark.photos
 def test_group_photos_put_different_people_in_different_folders(tmp_path: Path) -> None:
     # Obama and Biden are in two photos each: folders from two faces on.
     config = tmp_path / "faced.yaml"
@@ -110,6 +120,7 @@ def test_group_photos_put_different_people_in_different_folders(tmp_path: Path) 
     assert len(holding_both) == 2  # Obama and Biden: two people, each in both photos
 
 
+@pytest.mark.photos
 def test_photos_without_faces(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         faced("scan", EXTRAS / "noface", "--output", tmp_path / "p", "--state", tmp_path / "s") == 0
@@ -119,6 +130,7 @@ def test_photos_without_faces(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (status["images"], status["faces"], status["errors"], status["people"]) == (7, 0, 0, 0)
 
 
+@pytest.mark.photos
 def test_noisy_web_images_are_all_accounted_for(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -150,6 +162,7 @@ def make_bad_files(folder: Path, good: Path) -> int:
     return len(bad)
 
 
+@pytest.mark.photos
 def test_bad_files_are_recorded_once_and_the_run_goes_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faced.encode import EncodeResult, Face
 from faced.errors import StoreError
-from faced.store import SCHEMA_VERSION, Store
+from faced.records import EncodeResult, Face, FileStat
+from faced.store import Store
+from faced.store.schema import SCHEMA_VERSION
 
 
 def result(path: bytes, digest: str, n_faces: int = 1, mtime: int = 1) -> EncodeResult:
@@ -18,55 +19,46 @@ def result(path: bytes, digest: str, n_faces: int = 1, mtime: int = 1) -> Encode
         Face((10 * i, 20 + 10 * i, 20 + 10 * i, 10 * i), np.full(128, i, np.float32), b"jpeg")
         for i in range(n_faces)
     )
-    return EncodeResult(
-        path,
-        100,
-        mtime,
-        digest,
-        "faces" if faces else "noface",
-        None,
-        faces,
-        50,
-        50,
-        "hog-up1-2048",
+    return EncodeResult.found(
+        path, FileStat(100, mtime, digest), faces, size=(50, 50), detector="hog-up1-2048", model="m"
     )
 
 
 def face_ids(store: Store) -> list[int]:
-    return [int(i) for i in store.face_table(result(b"", "").model).face_id]
+    return [int(i) for i in store.faces.table("m").face_id]
 
 
 def test_record_is_idempotent_and_keeps_face_ids(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
-        store.record(result(b"/p/a.jpg", "h1", 2))
+        store.images.record(result(b"/p/a.jpg", "h1", 2))
         first = face_ids(store)
         # Same content found again (say, touched: new mtime): same rows, nothing re-created.
-        assert store.record(result(b"/p/a.jpg", "h1", 2, mtime=2)) is False
+        assert store.images.record(result(b"/p/a.jpg", "h1", 2, mtime=2)) is False
         assert face_ids(store) == first
-        assert store.image(b"/p/a.jpg") is not None
-        assert store.image(b"/p/a.jpg").mtime_ns == 2  # type: ignore[union-attr]
+        assert store.images.get(b"/p/a.jpg") is not None
+        assert store.images.get(b"/p/a.jpg").mtime_ns == 2  # type: ignore[union-attr]
         # Changed content replaces the faces.
-        store.record(result(b"/p/a.jpg", "h2", 1))
+        store.images.record(result(b"/p/a.jpg", "h2", 1))
         assert len(face_ids(store)) == 1 and face_ids(store)[0] not in first
 
 
 def test_forget_move_and_tree(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         for name in (b"/p/x/1.jpg", b"/p/x/2.jpg", b"/p/y.jpg"):
-            store.record(result(name, name.decode()))
+            store.images.record(result(name, name.decode()))
         ids = face_ids(store)
-        assert store.move(b"/p/y.jpg", b"/q/y.jpg")
+        assert store.images.move(b"/p/y.jpg", b"/q/y.jpg")
         assert face_ids(store) == ids  # a rename keeps its faces
-        assert sorted(store.forget_tree(b"/p/x")) == [b"/p/x/1.jpg", b"/p/x/2.jpg"]
-        assert list(store.images()) == [b"/q/y.jpg"]
-        assert store.forget([b"/q/y.jpg"]) == 1 and face_ids(store) == []
+        assert sorted(store.images.forget_tree(b"/p/x")) == [b"/p/x/1.jpg", b"/p/x/2.jpg"]
+        assert list(store.images.all()) == [b"/q/y.jpg"]
+        assert store.images.forget([b"/q/y.jpg"]) == 1 and face_ids(store) == []
 
 
 def test_any_file_name_round_trips(tmp_path: Path) -> None:
     weird = b"/p/caf\xe9 \n\xff.jpg"  # not UTF-8, with a newline
     with Store(tmp_path) as store:
-        store.record(result(weird, "h"))
-        assert list(store.images()) == [weird]
+        store.images.record(result(weird, "h"))
+        assert list(store.images.all()) == [weird]
 
 
 def test_one_writer_at_a_time(tmp_path: Path) -> None:
@@ -78,7 +70,7 @@ def test_one_writer_at_a_time(tmp_path: Path) -> None:
 def test_wal_schema_version_and_readonly(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        store.record(result(b"/p/a.jpg", "h"))
+        store.images.record(result(b"/p/a.jpg", "h"))
     with Store(tmp_path, readonly=True) as ro:
         assert ro.counts(2)["faces"] == 1
         with pytest.raises(sqlite3.OperationalError):

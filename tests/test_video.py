@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -10,9 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from faced.config import DetectionConfig, ImagesConfig, VideoConfig
-from faced.encode import encode_file
-from faced.video import sample_times
+from faced.config import Config, DetectionConfig, ImagesConfig, VideoConfig
+from faced.faces.video import sample_times
+from faced.faces.work import encode_file
+from faced.pipeline.library import Library
+from faced.records import Status
+from faced.store import Store
 
 from .conftest import SMALL, faced, faced_json, people_folders
 
@@ -37,15 +41,21 @@ def make_clip(path: Path, photos: list[Path], seconds_each: int = 4, fps: int = 
     writer.release()
 
 
+@pytest.mark.photos
 def test_a_clip_is_sampled_and_each_person_kept_a_few_times(tmp_path: Path) -> None:
     clip = tmp_path / "party.mp4"
     make_clip(clip, [JERRY, WOZ])
     video = VideoConfig(fps=2.0, faces_per_person=2)
     result = encode_file(os.fsencode(clip), ImagesConfig(), DetectionConfig(), video)
-    assert result.status == "faces", result.reason
-    # 8 s at 2 frames/s: 16 frames with a face, but two people kept twice each.
-    assert len(result.faces) == 4
-    times = sorted(f.frame_ms or 0 for f in result.faces)
+    assert result.status is Status.FACES, result.reason
+    assert len(result.faces) == 16  # 8 s at 2 frames/s: a face in every frame
+    cfg = dataclasses.replace(Config(), video=video)
+    with Store(tmp_path / "state") as store:
+        Library(cfg, store).record(result)
+        faces = store.faces.rows()
+    # The writer keeps each of the two people twice.
+    assert len(faces) == 4
+    times = sorted(f.frame_ms or 0 for f in faces)
     assert times[0] < 4000 <= times[-1]  # both halves of the clip are represented
 
 
@@ -67,6 +77,7 @@ def test_a_broken_video_is_an_error_record(
     assert "video" in status["recent_errors"][0]["reason"]
 
 
+@pytest.mark.photos
 def test_a_clip_is_linked_once_in_each_persons_folder(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -84,6 +95,7 @@ def test_a_clip_is_linked_once_in_each_persons_folder(tmp_path: Path) -> None:
         assert (tmp_path / "people" / folder / "montage.jpg").is_file()
 
 
+@pytest.mark.photos
 def test_dataset_export_crops_faces_seen_in_a_clip(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()

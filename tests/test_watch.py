@@ -14,7 +14,7 @@ from watchdog.events import (
 )
 
 from faced.config import ImagesConfig, WatchFolder
-from faced.watch import Event, Handler, Kind, Watcher
+from faced.service.watch import Event, Handler, Kind, Watcher
 
 
 def handler(tmp_path: Path, *, close_events: bool = True) -> tuple[Handler, queue.Queue[Event]]:

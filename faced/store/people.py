@@ -1,47 +1,50 @@
-"""People, corrections and what was published: the part of the store the user's decisions live in.
-
-A base class of Store (faced/store.py), kept apart because it is a responsibility of its own: it
-uses only the connection and the transaction helper the Store provides.
-"""
+"""The people and rejections tables: who is who, and every decision the user made about it."""
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from faced.identity import PeopleState
-from faced.layout import PersonEntry
+from faced.records import PersonEntry
+from faced.store.db import Db
 
 
-class PeopleRecords:
-    """People, names, merges, rejections and the published folders, in SQLite."""
+@dataclass(frozen=True)
+class PersonSummary:
+    """A live person as `faced people` lists them."""
 
-    conn: sqlite3.Connection
+    id: int
+    name: str | None
+    faces: int
+    photos: int
+    folder: str | None  # as last published; None: no folder (too few faces)
 
-    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError  # provided by Store
 
-    # -- people ------------------------------------------------------------------------------
+class People:
+    """People, names, merges and rejections."""
 
-    def people_state(self) -> PeopleState:
-        """Merges and rejections, as identity.assign_people takes them."""
-        merged = dict(
-            self.conn.execute(
-                "SELECT id, merged_into FROM people WHERE merged_into IS NOT NULL"
-            ).fetchall()
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    def merges(self) -> dict[int, int]:
+        """Merged person -> the person it was merged into."""
+        rows = self.db.conn.execute(
+            "SELECT id, merged_into FROM people WHERE merged_into IS NOT NULL"
         )
-        rejected = frozenset(
-            (int(f), int(p))
-            for f, p in self.conn.execute("SELECT face_id, person_id FROM rejections")
-        )
-        named = frozenset(
-            int(r[0]) for r in self.conn.execute("SELECT id FROM people WHERE name IS NOT NULL")
-        )
-        return PeopleState(merged, rejected, named)
+        return {int(a): int(b) for a, b in rows}
+
+    def rejections(self) -> frozenset[tuple[int, int]]:
+        """(face id, person id) pairs the user said "not this person" of."""
+        rows = self.db.conn.execute("SELECT face_id, person_id FROM rejections")
+        return frozenset((int(f), int(p)) for f, p in rows)
+
+    def named(self) -> frozenset[int]:
+        """People the user named."""
+        rows = self.db.conn.execute("SELECT id FROM people WHERE name IS NOT NULL")
+        return frozenset(int(r[0]) for r in rows)
 
     def apply_assignment(
         self,
@@ -56,7 +59,7 @@ class PeopleRecords:
         Returns (faces changed, people created). One transaction."""
         now = time.time()
         person = person.copy()
-        with self.transaction() as c:
+        with self.db.transaction() as c:
             for gone, survivor in folded:
                 c.execute(
                     "UPDATE people SET merged_into = ?, retired = ? WHERE id = ?",
@@ -81,13 +84,13 @@ class PeopleRecords:
             )
         return len(changed), len(new_people)
 
-    def people_entries(self) -> list[PersonEntry]:
+    def entries(self) -> list[PersonEntry]:
         """Every person with faces: id, name, face ids (oldest first) and photos."""
-        rows = self.conn.execute(
+        rows = self.db.conn.execute(
             "SELECT f.person_id, f.id, i.id, i.path FROM faces f JOIN images i ON i.id = f.image_id"
             " WHERE f.person_id IS NOT NULL ORDER BY f.person_id, f.id"
         ).fetchall()
-        names = dict(self.conn.execute("SELECT id, name FROM people").fetchall())
+        names = dict(self.db.conn.execute("SELECT id, name FROM people").fetchall())
         grouped: dict[int, tuple[list[int], dict[int, bytes]]] = {}
         for pid, fid, iid, path in rows:
             faces, images = grouped.setdefault(pid, ([], {}))
@@ -97,35 +100,29 @@ class PeopleRecords:
 
     def unknown_images(self) -> dict[int, bytes]:
         """Photos holding at least one face that belongs to nobody."""
-        rows = self.conn.execute(
+        rows = self.db.conn.execute(
             "SELECT DISTINCT i.id, i.path FROM faces f JOIN images i ON i.id = f.image_id"
             " WHERE f.person_id IS NULL"
         )
         return {r[0]: bytes(r[1]) for r in rows}
 
-    def find_person(self, token: str) -> int | None:
-        """A live person by id ("7"), default folder name ("person_0007") or name."""
-        t = token.strip()
-        digits = t[len("person_") :] if t.startswith("person_") else t
-        if digits.isdigit():
-            r = self.conn.execute(
-                "SELECT id FROM people WHERE id = ? AND retired IS NULL", (int(digits),)
-            ).fetchone()
-            if r:
-                return int(r[0])
-        r = self.conn.execute(
-            "SELECT id FROM people WHERE retired IS NULL AND name = ?", (t,)
+    def live(self, person_id: int) -> bool:
+        """True if `person_id` is a person not retired (nor merged into another)."""
+        r = self.db.conn.execute(
+            "SELECT 1 FROM people WHERE id = ? AND retired IS NULL", (person_id,)
         ).fetchone()
-        if r:
-            return int(r[0])
-        r = self.conn.execute(
-            "SELECT person_id FROM folders WHERE folder = ? AND person_id > 0", (t,)
+        return r is not None
+
+    def named_as(self, name: str) -> int | None:
+        """The live person called `name`, if any."""
+        r = self.db.conn.execute(
+            "SELECT id FROM people WHERE retired IS NULL AND name = ?", (name,)
         ).fetchone()
         return int(r[0]) if r else None
 
     def set_name(self, person_id: int, name: str | None) -> None:
         """Name a person (None clears the name). A name held by someone else moves here."""
-        with self.transaction() as c:
+        with self.db.transaction() as c:
             if name is not None:
                 c.execute(
                     "UPDATE people SET name = NULL WHERE name = ? AND id != ?", (name, person_id)
@@ -135,7 +132,7 @@ class PeopleRecords:
     def merge(self, survivor: int, others: list[int]) -> None:
         """Fold `others` into `survivor` for good; the survivor keeps or takes a name."""
         now = time.time()
-        with self.transaction() as c:
+        with self.db.transaction() as c:
             name = c.execute("SELECT name FROM people WHERE id = ?", (survivor,)).fetchone()[0]
             for other in others:
                 other_name = c.execute("SELECT name FROM people WHERE id = ?", (other,)).fetchone()[
@@ -158,7 +155,7 @@ class PeopleRecords:
     def reject(self, person_id: int, image_ids: list[int]) -> int:
         """Say "these photos are not this person": unassign and forbid the faces behind them."""
         n = 0
-        with self.transaction() as c:
+        with self.db.transaction() as c:
             for iid in image_ids:
                 faces = [
                     r[0]
@@ -176,53 +173,11 @@ class PeopleRecords:
                 n += len(faces)
         return n
 
-    def people_summary(self) -> list[dict[str, object]]:
-        """Live people: id, name, folder, faces, photos."""
-        rows = self.conn.execute(
+    def summary(self) -> list[PersonSummary]:
+        """Live people with faces, by id."""
+        rows = self.db.conn.execute(
             "SELECT p.id, p.name, COUNT(f.id), COUNT(DISTINCT f.image_id), d.folder FROM people p"
             " JOIN faces f ON f.person_id = p.id LEFT JOIN folders d ON d.person_id = p.id"
             " WHERE p.retired IS NULL GROUP BY p.id ORDER BY p.id"
         )
-        return [
-            {
-                "id": r[0],
-                "person": f"person_{r[0]:04d}",
-                "name": r[1],
-                "faces": r[2],
-                "photos": r[3],
-                "folder": r[4],
-            }
-            for r in rows
-        ]
-
-    # -- what was published --------------------------------------------------------------------
-
-    def published(self) -> dict[int, tuple[str, str]]:
-        """Person id -> (folder, signature) as last published."""
-        return {
-            r[0]: (r[1], r[2])
-            for r in self.conn.execute("SELECT person_id, folder, signature FROM folders")
-        }
-
-    def published_links(self) -> dict[int, dict[bytes, int]]:
-        """Person id -> {link name: image id} as last published."""
-        out: dict[int, dict[bytes, int]] = {}
-        for pid, link, iid in self.conn.execute("SELECT person_id, link, image_id FROM links"):
-            out.setdefault(pid, {})[bytes(link)] = iid
-        return out
-
-    def save_published(
-        self, applied: dict[int, tuple[str, str]], links: dict[int, dict[bytes, int]]
-    ) -> None:
-        """Record what is now on disk, replacing the previous record."""
-        with self.transaction() as c:
-            c.execute("DELETE FROM folders")
-            c.execute("DELETE FROM links")
-            c.executemany(
-                "INSERT INTO folders (person_id, folder, signature) VALUES (?, ?, ?)",
-                [(pid, f, s) for pid, (f, s) in applied.items()],
-            )
-            c.executemany(
-                "INSERT INTO links (person_id, link, image_id) VALUES (?, ?, ?)",
-                [(pid, name, iid) for pid in applied for name, iid in links.get(pid, {}).items()],
-            )
+        return [PersonSummary(*r) for r in rows]

@@ -12,20 +12,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from faced.records import PersonEntry
+
 UNKNOWN_ID = 0
 MAX_NAME_BYTES = 120  # well under NAME_MAX (255) so that " (2)" style suffixes always fit
 DEFAULT_NAME = re.compile(r"^person_(\d{4,})$")
 RESERVED = {"montage.jpg"}
-
-
-@dataclass(frozen=True)
-class PersonEntry:
-    """A person as the planner needs it: id, chosen name, faces, and the photos they are in."""
-
-    person_id: int
-    name: str | None
-    face_ids: tuple[int, ...]
-    images: dict[int, bytes]  # image id -> photo path
 
 
 @dataclass(frozen=True)
@@ -49,8 +41,14 @@ class FolderPlan:
 
 
 def default_folder(person_id: int) -> str:
-    """The folder of a person nobody named yet."""
+    """The folder of a person nobody named yet, which is also how faced names them."""
     return f"person_{person_id:04d}"
+
+
+def default_folder_id(folder: str) -> int | None:
+    """The person id a default folder name (person_NNNN) stands for; None for any other."""
+    m = DEFAULT_NAME.match(folder)
+    return int(m.group(1)) if m else None
 
 
 def sanitize_name(name: str) -> str:

@@ -1,99 +1,38 @@
-"""Faces to clusters: a pure function over descriptor arrays.
+"""The exact clustering path: average-linkage trees, one neighbourhood of faces at a time.
 
-Why not DBSCAN alone: DBSCAN is single linkage at heart; one chain of near faces joins two
-people, and the bigger the library the more such chains. Average linkage does not chain, but a
-fixed threshold trades lone strangers pairing up (low threshold too high) against big clusters
-splitting (threshold too low). So faced cuts the average-linkage tree with a threshold that
-depends on size: two lone faces must be within `pair_threshold` of each other to become a
-person, while a face or group joining an established cluster may be as far as
-`link_threshold` on average. The step between them shrinks as 1/sqrt(size), the rate at which
-an average over more faces becomes a steadier estimate.
-
-Two refinements: two groups of 5+ faces with a clear gap between them stay apart even under
-that threshold (`separated`: look-alikes), and a face the tree leaves alone because its
-nearest neighbour was a stranger still joins the person it is close to on average
-(`attach_loners`).
-
-DBSCAN still does a job it is exact at: with eps = link_threshold and min_samples = 1 its clusters
+DBSCAN does a job it is exact at: with eps = link_threshold and min_samples = 1 its clusters
 are the connected components of the "closer than link_threshold" graph, and no average-linkage
 merge at or below link_threshold can cross two of them. Each component is clustered on its own,
 so the quadratic step only ever sees one neighbourhood of faces.
-
-Labels are 0..k-1 per cluster and -1 for a face left alone (noise).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.cluster.hierarchy import linkage
-from scipy.spatial.distance import cdist, pdist
+from scipy.spatial.distance import pdist
 from sklearn.cluster import DBSCAN
+
+from faced.people.labels import mean_distances
+from faced.people.params import SPREAD_FACES, ClusterParams, merge_threshold, separated
 
 log = logging.getLogger(__name__)
 
 # Above this many faces in one component the exact tree (n²/2 distances) is not built at once;
 # the component is first split by DBSCAN at tighter radii. 12k faces = 576 MB of distances.
 MAX_EXACT = 12_000
-# Above this many faces in all, the sparse path of faced/cluster_large.py is taken.
-LARGE = 20_000
-
 
 # A face left alone joins an established cluster (this many faces or more) when it passes the
 # tree's own test against it and no other established cluster is nearly as close.
 ATTACH_MIN_FACES = 5
 ATTACH_MARGIN = 0.05
 
-# A group's spread is trusted from this many faces on: the distance between two or three faces
-# says little, and copies of one photo (bursts, duplicates) make a small group look tight.
-SPREAD_FACES = 5
 
-
-@dataclass(frozen=True)
-class ClusterParams:
-    """Thresholds in dlib descriptor distance (euclidean; 0.6 is dlib's same-person line)."""
-
-    pair_threshold: float = 0.48
-    link_threshold: float = 0.6
-    one_face_per_photo: bool = True
-    separation_gap: float = 0.12
-
-
-def separated(between: float, spread_a: float, spread_b: float, p: ClusterParams) -> bool:
-    """True if two groups of SPREAD_FACES+ faces are `between` apart on average, but each is much
-    tighter than that: their gap says two people, even below merge_threshold.
-
-    A group's spread is the average distance between its own faces. Two halves of one person
-    are about as far apart as the faces within each (a person's photos vary by age, light,
-    pose, in every half alike); two similar-looking people are tight groups with a gap.
-    """
-    return between > max(spread_a, spread_b) + p.separation_gap
-
-
-def merge_threshold(size: int, p: ClusterParams) -> float:
-    """How far apart (average distance) two groups may be to merge, given the larger's size."""
-    return p.link_threshold - (p.link_threshold - p.pair_threshold) / float(np.sqrt(size))
-
-
-def cluster_faces(
-    encodings: np.ndarray, image_ids: np.ndarray, params: ClusterParams
-) -> np.ndarray:
-    """Cluster (n, 128) descriptors; `image_ids` says which faces share a photo.
-
-    Returns int64 labels (n,), -1 for faces that belong to no cluster. Deterministic: the same
-    input gives the same labels.
-    """
-    n = len(encodings)
-    labels = np.full(n, -1, dtype=np.int64)
-    if n < 2:
-        return labels
-    if n > LARGE:
-        from faced.cluster_large import cluster_large  # builds on this module
-
-        return cluster_large(encodings, image_ids, params)
-    x = np.ascontiguousarray(encodings, dtype=np.float32)
+def cluster_exact(x: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Labels (0..k-1, -1 alone) of float32 descriptors `x`, before the one-face-per-photo rule."""
+    labels = np.full(len(x), -1, dtype=np.int64)
     next_label = 0
     for members in _components(x, params.link_threshold):
         if len(members) < 2:
@@ -105,9 +44,7 @@ def cluster_faces(
             for lab in np.unique(local[local >= 0]):
                 labels[sub[local == lab]] = next_label
                 next_label += 1
-    if params.one_face_per_photo:
-        labels = one_face_per_photo(x, np.asarray(image_ids), labels)
-    return renumber(labels)
+    return labels
 
 
 def _components(x: np.ndarray, radius: float) -> list[np.ndarray]:
@@ -204,47 +141,7 @@ def attach_loners(x: np.ndarray, labels: np.ndarray, params: ClusterParams) -> n
     return labels
 
 
-def mean_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """For each row of `a`, its average euclidean distance to the rows of `b` (chunked)."""
-    out = np.empty(len(a))
-    step = max(1, (1 << 22) // max(len(b), 1))  # ~32 MB of distances at a time
-    for s in range(0, len(a), step):
-        out[s : s + step] = cdist(a[s : s + step], b).mean(axis=1)
-    return out
-
-
 def _spread(pair_sum: np.ndarray, size: np.ndarray, node: int) -> float:
     """Average distance between the faces of `node` (2 or more faces)."""
     n = float(size[node])
     return float(pair_sum[node] / (n * (n - 1) / 2))
-
-
-def one_face_per_photo(x: np.ndarray, image_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Where a cluster holds two faces of one photo, keep the one nearest the cluster's centre."""
-    labels = labels.copy()
-    clustered = np.flatnonzero(labels >= 0)
-    key = labels[clustered] * (image_ids.max() + 1) + image_ids[clustered]
-    _, first, counts = np.unique(key, return_index=True, return_counts=True)
-    for k in np.flatnonzero(counts > 1):
-        lab = labels[clustered[first[k]]]
-        mates = np.flatnonzero((labels == lab) & (image_ids == image_ids[clustered[first[k]]]))
-        centre = x[labels == lab].mean(axis=0)
-        keep = mates[np.argmin(np.linalg.norm(x[mates] - centre, axis=1))]
-        labels[mates[mates != keep]] = -1
-    return labels
-
-
-def renumber(labels: np.ndarray) -> np.ndarray:
-    """Labels 0..k-1 in order of first appearance; clusters shrunk to one face become noise."""
-    out = np.full(len(labels), -1, dtype=np.int64)
-    valid = labels >= 0
-    if not valid.any():
-        return out
-    uniq, first, inverse, counts = np.unique(
-        labels[valid], return_index=True, return_inverse=True, return_counts=True
-    )
-    kept = np.flatnonzero(counts > 1)
-    rank = np.full(len(uniq), -1, dtype=np.int64)
-    rank[kept[np.argsort(first[kept], kind="stable")]] = np.arange(len(kept))
-    out[valid] = rank[inverse]
-    return out

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from faced.cluster import SPREAD_FACES, ClusterParams, one_face_per_photo, renumber
+from faced.people.labels import one_face_per_photo, renumber
+from faced.people.params import SPREAD_FACES, ClusterParams
 
 NEIGHBOURS = 10
 EXACT_KNN = 20_000  # up to this many faces the neighbours are found exactly

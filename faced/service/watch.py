@@ -35,7 +35,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from faced.config import ImagesConfig, VideoConfig, WatchFolder
-from faced.discover import is_candidate, is_excluded, is_ignored_name
+from faced.pipeline.discover import is_candidate, is_excluded, is_ignored_name
 
 log = logging.getLogger(__name__)
 

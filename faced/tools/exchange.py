@@ -22,29 +22,27 @@ import numpy as np
 from PIL import Image
 
 from faced.config import Config
-from faced.decode import decode, read_file
-from faced.encode import MODEL_NAME, EncodeResult, Face, detector_label, face_thumbnail, get_models
 from faced.errors import ImageError, UsageError
-from faced.layout import folder_names
-from faced.store import Store
-from faced.video import read_frame
+from faced.faces.backends import detector_label, get_backend, model_name
+from faced.faces.decode import decode, read_file
+from faced.faces.encode import face_thumbnail
+from faced.faces.video import read_frame
+from faced.publish.layout import folder_names
+from faced.records import EncodeResult, Face, FileStat
+from faced.store import FaceRow, Store
 
 CHIP_SIZE = 150  # dlib's own chip size for its descriptor; padding 0.25 shows the whole head
 
 
 def export_pickle(store: Store, dest: Path) -> int:
     """Write every face in the classic format. Returns the number of faces written."""
-    rows = store.conn.execute(
-        "SELECT i.path, f.box_top, f.box_right, f.box_bottom, f.box_left, f.encoding"
-        " FROM faces f JOIN images i ON i.id = f.image_id ORDER BY f.id"
-    ).fetchall()
     data = [
         {
-            "imagePath": os.fsdecode(bytes(path)),
-            "loc": (top, right, bottom, left),
-            "encoding": np.frombuffer(enc, dtype="<f4").astype(np.float64),
+            "imagePath": os.fsdecode(row.path),
+            "loc": row.box,
+            "encoding": row.encoding.astype(np.float64),
         }
-        for path, top, right, bottom, left, enc in rows
+        for row in store.faces.rows()
     ]
     tmp = dest.with_name(dest.name + ".tmp")
     with tmp.open("wb") as fh:
@@ -58,27 +56,21 @@ def export_dataset(store: Store, cfg: Config, dest: Path, *, named_only: bool) -
 
     Returns crops written per folder. Photos that cannot be read any more are skipped.
     """
-    entries = [p for p in store.people_entries() if p.name or not named_only]
+    entries = [p for p in store.people.entries() if p.name or not named_only]
     folders = folder_names(entries, cfg.publish.unknown)
-    boxes = store.face_boxes()
-    by_image: dict[int, list[tuple[int, int]]] = defaultdict(list)  # image -> (face, person)
-    rows = store.conn.execute(
-        "SELECT id, image_id, person_id FROM faces WHERE person_id IS NOT NULL ORDER BY id"
-    )
-    for face_id, image_id, person_id in rows:
-        if person_id in folders:
-            by_image[image_id].append((face_id, person_id))
-    paths = store.image_paths()
-    models = get_models(cfg.detection.detector)
-    import dlib
+    by_image: dict[int, list[FaceRow]] = defaultdict(list)
+    for row in store.faces.rows(assigned_only=True):
+        if row.person_id in folders:
+            by_image[row.image_id].append(row)
+    backend = get_backend(cfg.detection.detector)
 
     dest.mkdir(parents=True, exist_ok=True)
     written: dict[str, int] = defaultdict(int)
     with (dest / "faces.csv").open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(["crop", "person", "photo", "top", "right", "bottom", "left"])
-        for image_id, faces in sorted(by_image.items()):
-            path = paths[image_id]
+        for _, faces in sorted(by_image.items()):
+            path = faces[0].path
             rgb = None
             if not cfg.video.matches(path):
                 try:
@@ -87,20 +79,20 @@ def export_dataset(store: Store, cfg: Config, dest: Path, *, named_only: bool) -
                     ).rgb
                 except ImageError:
                     continue
-            for face_id, person_id in faces:
-                (top, right, bottom, left), frame_ms = boxes[face_id]
-                if frame_ms is not None:  # a face seen in a video: crop it from its frame
+            for face in faces:
+                top, right, bottom, left = face.box
+                if face.frame_ms is not None:  # a face seen in a video: crop it from its frame
                     try:
-                        rgb = read_frame(path, frame_ms)
+                        rgb = read_frame(path, face.frame_ms)
                     except ImageError:
                         continue
                 if rgb is None:
                     continue
-                shape = models.landmarks(rgb, dlib.rectangle(left, top, right, bottom))
-                chip = dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=0.25)
-                folder = folders[person_id]
+                chip = backend.aligned_chip(rgb, face.box, CHIP_SIZE, 0.25)
+                assert face.person_id is not None  # rows(assigned_only=True)
+                folder = folders[face.person_id]
                 (dest / folder).mkdir(exist_ok=True)
-                name = f"face_{face_id:07d}.jpg"
+                name = f"face_{face.face_id:07d}.jpg"
                 Image.fromarray(chip).save(dest / folder / name, quality=92)
                 out.writerow(
                     [
@@ -150,19 +142,14 @@ def import_pickle(store: Store, cfg: Config, source: Path) -> tuple[int, int]:
             encoding = np.asarray(d["encoding"], dtype=np.float32).reshape(128)
             found.append(Face(box, encoding, face_thumbnail(rgb, box)))
         h, w = rgb.shape[:2]
-        store.record(
-            EncodeResult(
+        store.images.record(
+            EncodeResult.found(
                 path,
-                raw.size,
-                raw.mtime_ns,
-                raw.digest,
-                "faces",
-                None,
+                FileStat(raw.size, raw.mtime_ns, raw.digest),
                 tuple(found),
-                w,
-                h,
-                label,
-                MODEL_NAME,
+                size=(w, h),
+                detector=label,
+                model=model_name(cfg.detection.detector),
             )
         )
         imported += 1

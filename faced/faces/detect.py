@@ -25,9 +25,8 @@ from typing import Any
 import numpy as np
 
 from faced.config import DetectionConfig
-from faced.decode import scaled_copy
-
-Box = tuple[int, int, int, int]  # (top, right, bottom, left), face_recognition's order
+from faced.faces.decode import scaled_copy
+from faced.records import Box
 
 # The height (bottom - top) of the smallest box each detector reports at its search scale:
 # dlib's HOG window is 80 px and its boxes 72 px; the MMOD CNN's boxes are 79 px (measured).

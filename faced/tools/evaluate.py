@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from faced.config import Config, absolute
-from faced.encode import EncodeResult
-from faced.metrics import bcubed, pairwise
-from faced.pipeline import Library, run_scan
+from faced.pipeline.library import Library
+from faced.pipeline.scan import Encode, run_scan
 from faced.store import Store
+from faced.tools.metrics import bcubed, pairwise
 
 OFTEN = 10  # "people seen often": this many labelled faces or more
 
@@ -27,7 +26,7 @@ OFTEN = 10  # "people seen often": this many labelled faces or more
 def evaluate(
     labelled: Path,
     cfg: Config,
-    encode: Callable[[list[bytes]], Iterable[EncodeResult]],
+    encode: Encode,
     *,
     state: Path | None = None,
 ) -> dict[str, Any]:
@@ -39,17 +38,15 @@ def evaluate(
             store.reset_people()  # a reused state is clustered afresh, not by earlier runs
             lib = Library(run_cfg, store)
             run_scan(lib, [labelled], encode)
-            rows = store.conn.execute(
-                "SELECT i.path, f.box_bottom - f.box_top, f.box_right - f.box_left,"
-                " COALESCE(f.person_id, -1) FROM faces f JOIN images i ON i.id = f.image_id"
-            ).fetchall()
+            rows = store.faces.rows()
             counts = store.counts(cfg.clustering.min_faces)
     prefix = os.fsencode(labelled).rstrip(b"/") + b"/"
     best: dict[bytes, tuple[int, int]] = {}
-    for path, h, w, person in rows:
-        path = bytes(path)
-        if path.startswith(prefix) and (path not in best or h * w > best[path][0]):
-            best[path] = (h * w, person)
+    for row in rows:
+        top, right, bottom, left = row.box
+        area, person = (bottom - top) * (right - left), row.person_id or -1
+        if row.path.startswith(prefix) and (row.path not in best or area > best[row.path][0]):
+            best[row.path] = (area, person)
     truth = np.array([os.fsdecode(p[len(prefix) :].split(b"/")[0]) for p in best])
     pred = np.array([person for _, person in best.values()], dtype=np.int64)
     names, sizes = (

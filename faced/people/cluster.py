@@ -1,0 +1,73 @@
+"""Faces to clusters: a pure function over descriptor arrays.
+
+Why not DBSCAN alone: DBSCAN is single linkage at heart; one chain of near faces joins two
+people, and the bigger the library the more such chains. Average linkage does not chain, but a
+fixed threshold trades lone strangers pairing up (low threshold too high) against big clusters
+splitting (threshold too low). So faced cuts the average-linkage tree with a threshold that
+depends on size: two lone faces must be within `pair_threshold` of each other to become a
+person, while a face or group joining an established cluster may be as far as
+`link_threshold` on average. The step between them shrinks as 1/sqrt(size), the rate at which
+an average over more faces becomes a steadier estimate.
+
+Two refinements: two groups of 5+ faces with a clear gap between them stay apart even under
+that threshold (`separated`: look-alikes), and a face the tree leaves alone because its
+nearest neighbour was a stranger still joins the person it is close to on average
+(`attach_loners`).
+
+Up to LARGE faces the exact path (faced.people.exact) clusters; above, the sparse path
+(faced.people.sparse) applies the same rule on a nearest-neighbour graph.
+
+Labels are 0..k-1 per cluster and -1 for a face left alone (noise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faced.people.exact import cluster_exact
+from faced.people.labels import one_face_per_photo, renumber
+from faced.people.params import ClusterParams
+from faced.people.sparse import cluster_large
+
+# Above this many faces in all, the sparse path is taken.
+LARGE = 20_000
+
+
+def cluster_faces(
+    encodings: np.ndarray, image_ids: np.ndarray, params: ClusterParams
+) -> np.ndarray:
+    """Cluster (n, 128) descriptors; `image_ids` says which faces share a photo.
+
+    Returns int64 labels (n,), -1 for faces that belong to no cluster. Deterministic: the same
+    input gives the same labels.
+    """
+    n = len(encodings)
+    if n < 2:
+        return np.full(n, -1, dtype=np.int64)
+    if n > LARGE:
+        return cluster_large(encodings, image_ids, params)
+    x = np.ascontiguousarray(encodings, dtype=np.float32)
+    labels = cluster_exact(x, params)
+    if params.one_face_per_photo:
+        labels = one_face_per_photo(x, np.asarray(image_ids), labels)
+    return renumber(labels)
+
+
+def keep_best_per_person(
+    encodings: np.ndarray,
+    frame_ids: np.ndarray,
+    heights: np.ndarray,
+    per_person: int,
+    params: ClusterParams,
+) -> np.ndarray:
+    """The faces of one clip to keep: cluster them, and each person keeps their `per_person`
+    tallest faces; faces left alone are all kept. Returns sorted indices into the inputs."""
+    if len(encodings) < 2:
+        return np.arange(len(encodings))
+    labels = cluster_faces(encodings, frame_ids, params)
+    kept = list(np.flatnonzero(labels < 0))
+    for lab in np.unique(labels[labels >= 0]):
+        members = np.flatnonzero(labels == lab)
+        tallest = members[np.argsort(-heights[members], kind="stable")]
+        kept.extend(tallest[:per_person])
+    return np.sort(np.array(kept, dtype=np.int64))

@@ -1,0 +1,220 @@
+"""The stages assembled in one place: the flow `faced scan` and the daemon share.
+
+Data moves one way: files -> EncodeResults (faced.faces, in workers) -> the store (this
+process, the one writer) -> clusters and people (faced.people, pure) -> the person folders
+(faced.publish). `Library` holds a configuration and its store and runs each step; the
+decisions it delegates have their own modules: what to read (planner), when to re-cluster
+everything (policy), what the user changed in the folders (edits).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from faced.config import ClusteringConfig, Config
+from faced.faces.backends import detector_label, model_name
+from faced.people.identity import PeopleState, assign_people, place_new_faces
+from faced.people.params import ClusterParams
+from faced.pipeline.edits import take_user_edits
+from faced.pipeline.planner import ScanPlan, ScanPlanner
+from faced.pipeline.policy import ReclusterPolicy
+from faced.publish.folders import Publisher
+from faced.publish.layout import plan_layout
+from faced.publish.observe import observe
+from faced.records import EncodeResult
+from faced.store import MetaKey, Store
+
+log = logging.getLogger(__name__)
+
+
+def cluster_params(c: ClusteringConfig) -> ClusterParams:
+    """The clustering settings of a configuration (the only source of their defaults)."""
+    return ClusterParams(
+        pair_threshold=c.pair_threshold,
+        link_threshold=c.link_threshold,
+        one_face_per_photo=c.one_face_per_photo,
+        separation_gap=c.separation_gap,
+    )
+
+
+@dataclass
+class RefreshReport:
+    """What one re-cluster and publish did."""
+
+    faces: int = 0
+    changed: int = 0
+    new_people: int = 0
+    renamed: int = 0
+    rejected: int = 0
+    clustered: bool = False
+    incremental: bool = False  # new faces placed among people, no full re-cluster
+    seconds: float = 0.0
+
+
+class Library:
+    """A config and its store: the operations both the scan and the daemon are made of."""
+
+    def __init__(self, cfg: Config, store: Store) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.label = detector_label(cfg.detection)
+        self.model = model_name(cfg.detection.detector)
+        self.planner = ScanPlanner(cfg, store, self.label)
+        self.policy = ReclusterPolicy(store, cfg.daemon)
+        # A state publishes to one people folder; edits made later by `faced name` and the
+        # like must go there, whatever config they are run with.
+        if store.meta.get(MetaKey.OUTPUT) != str(cfg.output):
+            store.meta.set(MetaKey.OUTPUT, str(cfg.output))
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def record(self, result: EncodeResult) -> bool:
+        """Store one worker result; log a bad file once. Returns True if faces changed.
+
+        A clip's faces arrive as found in every sampled frame; each person keeps their
+        `video.faces_per_person` largest (with the configured clustering) before recording.
+        """
+        if result.is_error:
+            log.warning("skipped %s: %s", os.fsdecode(result.path), result.reason)
+        elif result.faces:
+            log.debug("%s: %d face(s)", os.fsdecode(result.path), len(result.faces))
+        if any(f.frame_ms is not None for f in result.faces):
+            result = self._best_of_clip(result)
+        return self.store.images.record(result)
+
+    def _best_of_clip(self, result: EncodeResult) -> EncodeResult:
+        from faced.people.cluster import keep_best_per_person  # see recluster
+
+        faces = result.faces
+        keep = keep_best_per_person(
+            np.array([f.encoding for f in faces], dtype=np.float32),
+            np.array([f.frame_ms or 0 for f in faces], dtype=np.int64),
+            np.array([f.box[2] - f.box[0] for f in faces], dtype=np.int64),
+            self.cfg.video.faces_per_person,
+            cluster_params(self.cfg.clustering),
+        )
+        kept = sorted((faces[i] for i in keep), key=lambda f: (f.frame_ms or 0, f.box))
+        return EncodeResult.found(
+            result.path,
+            result.file,
+            tuple(kept),
+            size=(result.width, result.height),
+            detector=result.detector,
+            model=result.model,
+        )
+
+    def apply_plan_bookkeeping(self, plan: ScanPlan) -> None:
+        """Apply the moves and deletions a scan found (before encoding the rest)."""
+        for old, new in plan.moved:
+            self.store.images.move(old, new)
+            log.info("moved %s -> %s", os.fsdecode(old), os.fsdecode(new))
+        if plan.gone:
+            n = self.store.images.forget(plan.gone)
+            log.info("forgot %d file(s) that are gone", n)
+
+    # -- re-cluster and publish --------------------------------------------------------------
+
+    def refresh(self, *, force: bool = False, incremental: bool = False) -> RefreshReport:
+        """Take in the user's edits in the people folder, re-cluster if anything changed,
+        and bring the people folder up to date.
+
+        With `incremental` (the daemon), a large library only places its new faces among the
+        existing people; the full re-cluster runs when the policy says so.
+        """
+        t0 = time.monotonic()
+        report = RefreshReport()
+        edits = take_user_edits(self.store, self.cfg.output)
+        report.renamed, report.rejected = edits.renamed, edits.rejected
+        if force or not self.policy.up_to_date():
+            if incremental and not report.rejected and not self.policy.full_due():
+                self.place_new(report)
+                report.incremental = not self.policy.enough_waiting()
+            if not report.incremental:
+                self.recluster(report)
+                self.policy.ran_full()
+            # Taken after clustering, which itself changes how many faces are unassigned.
+            self.policy.clustered()
+            report.clustered = True
+        self.publish()
+        report.seconds = time.monotonic() - t0
+        return report
+
+    def decisions(self) -> PeopleState:
+        """Merges, rejections and names, as the identity rules take them."""
+        people = self.store.people
+        return PeopleState(people.merges(), people.rejections(), people.named())
+
+    def place_new(self, report: RefreshReport | None = None) -> RefreshReport:
+        """Give faces added since the last full re-cluster the person they clearly belong to."""
+        report = report or RefreshReport()
+        c = self.cfg.clustering
+        table = self.store.faces.table(self.model)
+        new = (table.face_id > self.policy.state.full_max_face) & (table.person_id <= 0)
+        known = table.person_id > 0
+        person = np.where(table.person_id > 0, table.person_id, 0)
+        # A placement is as permanent as any assignment (people are sticky), so the bar is the
+        # strict one a pair of lone faces must pass, not the looser one for joining a cluster
+        # (docs/decisions/clustering.md). Faces it leaves unplaced wait for the next full run.
+        strict = c.pair_threshold
+        person[new] = place_new_faces(
+            table.encoding[new],
+            table.face_id[new],
+            table.photo_id[new],
+            table.encoding[known],
+            person[known],
+            table.photo_id[known],
+            self.decisions(),
+            lambda size: strict,
+            one_face_per_photo=c.one_face_per_photo,
+        )
+        report.faces = len(table)
+        report.changed, _ = self.store.people.apply_assignment(
+            table.face_id, person, [], table.person_id
+        )
+        return report
+
+    def recluster(self, report: RefreshReport | None = None) -> RefreshReport:
+        """Cluster every face and give faces people, keeping every identity that holds."""
+        # Imported here: scikit-learn and SciPy are slow to import, which every faced command
+        # would pay at start-up (`faced status`, `faced name`, a scan before its workers
+        # start), though only clustering uses them.
+        from faced.people.cluster import cluster_faces
+
+        report = report or RefreshReport()
+        c = self.cfg.clustering
+        table = self.store.faces.table(self.model)
+        labels = cluster_faces(table.encoding, table.photo_id, cluster_params(c))
+        result = assign_people(
+            table.face_id,
+            table.photo_id,
+            labels,
+            table.person_id,
+            self.decisions(),
+            one_face_per_photo=c.one_face_per_photo,
+            min_faces=c.min_faces,
+        )
+        report.faces = len(table)
+        report.changed, report.new_people = self.store.people.apply_assignment(
+            table.face_id, result.person, result.new_people, table.person_id, result.folded
+        )
+        return report
+
+    def publish(self) -> int:
+        """Write the people folder from the store. Returns the number of person folders."""
+        p = self.cfg.publish
+        plans = plan_layout(
+            self.store.people.entries(),
+            self.store.people.unknown_images(),
+            min_faces=self.cfg.clustering.min_faces,
+            unknown=p.unknown,
+            montage_faces=p.montage_faces,
+        )
+        publisher = Publisher(self.cfg.output, self.store.faces.thumbs, p.montage_tile)
+        applied = publisher.apply(plans, self.store.published.folders(), observe(self.cfg.output))
+        self.store.published.save(applied, {pl.person_id: pl.links for pl in plans})
+        return len(plans) - 1

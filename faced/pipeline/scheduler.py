@@ -1,0 +1,139 @@
+"""Feeding files to the worker pool: a bounded window in flight, crash isolation, never a long
+block. `faced scan` (`run_all`) and the daemon (`feed`/`harvest` in its loop) share it.
+
+A worker that dies (dlib aborting on a poisonous file) breaks the whole pool, and every file in
+flight is lost with it. Those files become suspects: the pool is rebuilt and they are retried
+one at a time, alone in flight, through the same non-blocking calls, so the caller's loop (and
+the daemon's watchdog pings) go on meanwhile. A suspect that breaks the pool alone is the
+culprit and is recorded as crashed; the others are encoded as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol
+
+from faced.records import EncodeResult
+
+log = logging.getLogger(__name__)
+
+
+class Pool(Protocol):
+    """What the scheduler needs of a pool (faced.faces.pool.EncoderPool, or a test's fake)."""
+
+    def submit(self, path: bytes) -> Future[EncodeResult]: ...
+
+    def close(self, *, wait: bool = True) -> None: ...
+
+
+class EncodeScheduler:
+    """Files waiting, files in flight (at most `window`), suspects after a crash."""
+
+    def __init__(
+        self, pool: Pool, *, window: int, crashed: Callable[[bytes], EncodeResult]
+    ) -> None:
+        """`crashed(path)` makes the error record of a file that killed its worker."""
+        self.pool = pool
+        self.window = window
+        self.crashed = crashed
+        self.waiting: dict[bytes, None] = {}  # in arrival order, each path once
+        self.suspects: deque[bytes] = deque()
+        self.inflight: dict[Future[EncodeResult], bytes] = {}
+        self._alone: bytes | None = None  # the suspect in flight by itself
+
+    def add(self, path: bytes) -> None:
+        """Queue `path` (once, however often it is added before it is read)."""
+        self.waiting[path] = None
+
+    def discard(self, path: bytes) -> None:
+        """Forget a queued file (it was deleted); a file already in flight finishes."""
+        self.waiting.pop(path, None)
+
+    @property
+    def queued(self) -> int:
+        """Files not yet finished: waiting, suspects and in flight."""
+        return len(self.waiting) + len(self.suspects) + len(self.inflight)
+
+    @property
+    def full(self) -> bool:
+        """True when no more files can be put in flight right now."""
+        return len(self.inflight) >= (1 if self.suspects or self._alone else self.window)
+
+    @property
+    def can_feed(self) -> bool:
+        """True when `feed` would put a file in flight."""
+        return bool(self.waiting or self.suspects) and not self.full
+
+    def feed(self, accept: Callable[[bytes], bool] = lambda path: True) -> None:
+        """Put waiting files in flight while there is room; `accept(path)` may skip one (it is
+        gone, or already recorded as it is). While suspects remain, one at a time, alone."""
+        if self.suspects or self._alone is not None:
+            if not self.inflight and self.suspects:
+                path = self.suspects.popleft()
+                if self._submit(path):
+                    self._alone = path
+            return
+        while self.waiting and len(self.inflight) < self.window:
+            path = next(iter(self.waiting))
+            del self.waiting[path]
+            if accept(path) and not self._submit(path):
+                return
+
+    def harvest(self) -> list[EncodeResult]:
+        """The results of the files that finished since the last call. Never blocks."""
+        results: list[EncodeResult] = []
+        for fut in [f for f in self.inflight if f.done()]:
+            path = self.inflight.pop(fut, None)
+            if path is None:  # lost with a broken pool meanwhile
+                continue
+            try:
+                results.append(fut.result())
+            except BrokenProcessPool:
+                if path == self._alone:
+                    log.warning(
+                        "a worker died while reading %s; recorded as an error", os.fsdecode(path)
+                    )
+                    results.append(self.crashed(path))
+                    self._restart([])
+                else:
+                    self._restart([path])
+                continue
+            if path == self._alone:
+                self._alone = None
+        return results
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a file in flight finishes, at most `timeout` seconds."""
+        if self.inflight:
+            wait(list(self.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+
+    def run_all(self, paths: Iterable[bytes]) -> Iterator[EncodeResult]:
+        """Encode `paths`, yielding results as they complete (not in input order)."""
+        for path in paths:
+            self.add(path)
+        while self.queued:
+            self.feed()
+            self.wait(1.0)
+            yield from self.harvest()
+
+    def _submit(self, path: bytes) -> bool:
+        """Put one file in flight; False if the pool turned out broken (it was restarted)."""
+        try:
+            self.inflight[self.pool.submit(path)] = path
+        except BrokenProcessPool:  # broke between two results
+            self._restart([path])
+            return False
+        return True
+
+    def _restart(self, lost: list[bytes]) -> None:
+        """The pool broke: everything in flight becomes a suspect; a fresh pool follows."""
+        suspects = lost + list(self.inflight.values())
+        self.inflight.clear()
+        self._alone = None
+        self.pool.close(wait=False)
+        self.suspects.extend(suspects)

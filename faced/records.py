@@ -1,0 +1,113 @@
+"""The records that cross stage boundaries: what a worker learned about one file.
+
+A worker (faced.faces) produces an EncodeResult; the one writer (faced.store) records it. Both
+import this module and nothing of each other, so the store never loads a decoder or a model.
+Plain data only: numpy, no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+Box = tuple[int, int, int, int]  # (top, right, bottom, left), face_recognition's order
+
+# The reason recorded for a file whose worker died. Unlike other errors it is retried at the
+# next scan: the crash may have had another cause (memory, a killed process).
+CRASHED = "a worker process died reading this file (retried at the next scan)"
+
+
+class Status(str, enum.Enum):
+    """What a file turned out to be. The values are what the store's `images.status` holds."""
+
+    FACES = "faces"  # readable, with at least one face
+    NOFACE = "noface"  # readable, no face found
+    ERROR = "error"  # unreadable: `reason` says why
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: its box in displayed-image pixels, its descriptor and a small JPEG crop."""
+
+    box: Box
+    encoding: np.ndarray  # float32, shape (128,)
+    thumb: bytes
+    frame_ms: int | None = None  # where in a video it was seen; None for a photo
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """A file as it was when read: enough to recognise it again without reading it."""
+
+    size: int = 0
+    mtime_ns: int = 0
+    digest: str | None = None  # content hash; None when the file could not be read whole
+
+    @classmethod
+    def of(cls, path: bytes) -> FileStat:
+        """Size and mtime of `path` from stat (no digest); zeros if it cannot be stat'ed."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return cls()
+        return cls(st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """What a worker learned about one file. Build it with `found`, `failed` or `crashed`."""
+
+    path: bytes
+    file: FileStat
+    status: Status
+    reason: str | None
+    faces: tuple[Face, ...]
+    detector: str  # how faces were looked for (faced.faces.encode.detector_label)
+    model: str  # which descriptor described them (the backend's model name)
+    width: int = 0
+    height: int = 0
+
+    @classmethod
+    def found(
+        cls,
+        path: bytes,
+        file: FileStat,
+        faces: tuple[Face, ...],
+        *,
+        size: tuple[int, int],
+        detector: str,
+        model: str,
+    ) -> EncodeResult:
+        """A readable file and the faces in it (none: Status.NOFACE). `size` is (width, height)."""
+        status = Status.FACES if faces else Status.NOFACE
+        return cls(path, file, status, None, faces, detector, model, size[0], size[1])
+
+    @classmethod
+    def failed(
+        cls, path: bytes, file: FileStat, reason: str, *, detector: str, model: str
+    ) -> EncodeResult:
+        """A file that could not be read: `reason` is one line for the log and the store."""
+        return cls(path, file, Status.ERROR, reason, (), detector, model)
+
+    @classmethod
+    def crashed(cls, path: bytes, *, detector: str, model: str) -> EncodeResult:
+        """The error record of a file that killed its worker (retried at the next scan)."""
+        return cls.failed(path, FileStat.of(path), CRASHED, detector=detector, model=model)
+
+    @property
+    def is_error(self) -> bool:
+        return self.status is Status.ERROR
+
+
+@dataclass(frozen=True)
+class PersonEntry:
+    """A person as recorded and as the layout plans them: id, chosen name, faces (oldest
+    first), and the photos they are in (image id -> path)."""
+
+    person_id: int
+    name: str | None
+    face_ids: tuple[int, ...]
+    images: dict[int, bytes]

@@ -1,0 +1,273 @@
+"""`faced run`: keep the person folders up to date while photos come and go, for months.
+
+One thread, the main one, owns the store and does every write (as datasette's single writer
+thread does). `Daemon` assembles the parts, each with one job, and runs the loop that drives
+them: Intake (watcher events in), EncodeScheduler (files to the worker processes, crash
+isolation), Debouncer (when to re-cluster), Housekeeping (observers, user edits, status),
+StatusBoard (what systemd and the log are told). Signal handlers only set flags. A
+reconciliation scan at start, every `rescan_minutes`, after a queue overflow and after an
+observer restart catches whatever events missed.
+
+Crash safety comes from the store (one transaction per file) and the publisher (one atomic swap
+per folder): after a kill -9, a restart redoes the files that were in flight and converges to
+what a clean scan gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from types import FrameType
+
+from faced.config import Config, load_config
+from faced.errors import ConfigError
+from faced.faces.pool import EncoderPool, pool_size
+from faced.pipeline.library import Library
+from faced.pipeline.scan import INFLIGHT_PER_WORKER, crash_record
+from faced.pipeline.scheduler import EncodeScheduler
+from faced.records import EncodeResult
+from faced.service.debounce import Debouncer
+from faced.service.housekeeping import Housekeeping
+from faced.service.intake import Intake
+from faced.service.notify import Notifier
+from faced.service.status import StatusBoard
+from faced.service.watch import Event, Handler, Watcher
+from faced.store import Store
+
+log = logging.getLogger(__name__)
+
+# Idle workers are let go after this long (each holds its models and libraries); the next
+# photo starts them again in about a second.
+IDLE_POOL_SECONDS = 60.0
+TICK = 0.25  # the main loop's longest sleep
+
+
+class Daemon:
+    """One run of the service on one configuration (SIGHUP starts a new one)."""
+
+    def __init__(self, cfg: Config, stop: threading.Event, notifier: Notifier) -> None:
+        self.cfg = cfg
+        self.stop = stop
+        self.reload = threading.Event()
+        self.notifier = notifier
+        self.events: queue.Queue[Event] = queue.Queue(maxsize=cfg.daemon.queue_size)
+        self.workers = pool_size(cfg.daemon.workers)
+        self.debounce = Debouncer(cfg.daemon.debounce_seconds, cfg.daemon.max_delay_seconds)
+        self.last_work = time.monotonic()
+
+    def run(self) -> None:
+        """Watch, encode and publish until `stop` or `reload` is set."""
+        cfg = self.cfg
+        excluded = [os.fsencode(p) for p in (cfg.output, cfg.state)]
+        handler = Handler(
+            self.events, cfg.images, excluded, close_events=_has_close_events(), video=cfg.video
+        )
+        with Store(cfg.state) as store:
+            self.store = store
+            self.lib = Library(cfg, store)
+            self.pool = EncoderPool(cfg.images, cfg.detection, self.workers, cfg.video)
+            self.scheduler = EncodeScheduler(
+                self.pool, window=self.workers * INFLIGHT_PER_WORKER, crashed=crash_record(cfg)
+            )
+            self.board = StatusBoard(
+                lambda: store.counts(cfg.clustering.min_faces), time.monotonic()
+            )
+            self.intake = Intake(
+                self.events,
+                store,
+                self.scheduler,
+                changed=self._changed,
+                reconcile=self.reconcile,
+                clock=time.monotonic,
+            )
+            self.watcher = Watcher(cfg.watch, handler)
+            self.housekeeping = Housekeeping(
+                self.watcher,
+                store,
+                cfg.output,
+                reconcile=self.reconcile,
+                edited=lambda: self.debounce.urgent(time.monotonic()),
+                status=lambda: self.notifier.status(self.status_line()),
+            )
+            try:
+                # Watch first, then scan: a photo arriving in between is seen by both, not neither.
+                self.watcher.start()
+                self.reconcile(all_folders=True)
+                self.lib.refresh()
+                self.notifier.ready(self.status_line())
+                log.info(
+                    "faced is running: watching %s, people folders in %s",
+                    ", ".join(str(w.path) for w in cfg.watch),
+                    cfg.output,
+                )
+                self._loop(handler)
+            finally:
+                self.notifier.stopping()
+                self.watcher.stop()
+                self.pool.terminate()
+
+    def _loop(self, handler: Handler) -> None:
+        rescan = self.cfg.daemon.rescan_minutes * 60
+        next_rescan = time.monotonic() + rescan if rescan else float("inf")
+        next_ping = time.monotonic()
+        while not self.stop.is_set() and not self.reload.is_set():
+            self._wait()
+            self.intake.drain()
+            if handler.overflowed.is_set():
+                handler.overflowed.clear()
+                log.warning("too many file events at once; rescanning to catch up")
+                self.reconcile(all_folders=True)
+            self.intake.settle()
+            for result in self.scheduler.harvest():
+                self._record(result)
+            self.scheduler.feed(self._needs_reading)
+            now = time.monotonic()
+            if self.debounce.due(now):
+                self.refresh()
+            if now >= next_rescan:
+                self.reconcile(all_folders=True)
+                next_rescan = now + rescan
+            if self.housekeeping.due(now):
+                self.housekeeping.run(now)
+            self._pace(now)
+            if self.notifier.watchdog_seconds and now >= next_ping:
+                # Only a loop that gets here is healthy: a hang stops the pings.
+                self.notifier.watchdog()
+                next_ping = now + self.notifier.watchdog_seconds
+
+    def _wait(self) -> None:
+        """Sleep until there is something to do, at most one tick."""
+        if self.scheduler.inflight and not self.scheduler.can_feed:
+            self.scheduler.wait(TICK)
+        elif not self.scheduler.can_feed:
+            self.intake.wait(TICK)
+
+    def _pace(self, now: float) -> None:
+        """Progress lines while reading; idle workers let go after IDLE_POOL_SECONDS."""
+        queued = self.queued()
+        if self.scheduler.queued:
+            self.last_work = now
+            self.board.busy(now, queued)
+            return
+        self.board.idle(now)
+        if now - self.last_work >= IDLE_POOL_SECONDS and self.pool.running:
+            log.debug("idle: stopping the worker processes until photos arrive")
+            self.pool.close()
+
+    def _needs_reading(self, path: bytes) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False  # gone again; its deletion event follows
+        row = self.store.images.get(path)
+        return self.lib.planner.needs_encoding(row, st.st_size, st.st_mtime_ns)
+
+    def _record(self, result: EncodeResult) -> None:
+        self.board.read(result)
+        if self.lib.record(result):
+            self._changed()
+
+    def _changed(self) -> None:
+        self.board.stale()
+        self.debounce.changed(time.monotonic())
+
+    def queued(self) -> int:
+        """Files waiting to be read, being read, or settling."""
+        return self.scheduler.queued + len(self.intake.settling)
+
+    def refresh(self) -> None:
+        """Re-cluster and publish (one at a time: this thread is the only one that does)."""
+        self.debounce.fired()
+        self.notifier.status("re-clustering; " + self.status_line())
+        report = self.lib.refresh(incremental=True)
+        self.board.stale()
+        if report.incremental:
+            log.info(
+                "placed new faces among %d in %.2f s: %d joined a person",
+                report.faces,
+                report.seconds,
+                report.changed,
+            )
+        elif report.clustered:
+            log.info(
+                "re-clustered %d faces in %.1f s: %d changed, %d new people",
+                report.faces,
+                report.seconds,
+                report.changed,
+                report.new_people,
+            )
+        self.notifier.status(self.status_line())
+
+    def reconcile(self, roots: Iterable[Path] | None = None, *, all_folders: bool = False) -> None:
+        """Compare folders with the store: queue what is new or changed, forget what is gone."""
+        folders = (
+            [w.path for w in self.cfg.watch if w.path.is_dir()]
+            if all_folders
+            else list(roots or [])
+        )
+        plan = self.lib.planner.plan(folders)
+        if plan.moved or plan.gone:
+            self.lib.apply_plan_bookkeeping(plan)
+            self._changed()
+        for path in plan.todo:
+            self.scheduler.add(path)
+        if plan.todo:
+            log.info("%d photo(s) to read in %s", len(plan.todo), ", ".join(map(str, folders)))
+
+    def status_line(self) -> str:
+        return self.board.line(self.queued())
+
+
+def _has_close_events() -> bool:
+    """inotify (Linux) reports close-after-write; other observers do not."""
+    try:
+        import watchdog.observers.inotify  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_daemon(
+    cfg: Config,
+    config_path: Path | None = None,
+    *,
+    watch: list[Path] | None = None,
+    output: Path | None = None,
+    state: Path | None = None,
+) -> int:
+    """Run until SIGTERM or SIGINT. SIGHUP re-reads the configuration file (command-line
+    overrides still apply) and restarts watchers, workers and store on it; an invalid file is
+    reported and the running configuration kept."""
+    stop = threading.Event()
+    notifier = Notifier()
+    current: list[Daemon] = []
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        if current:
+            current[0].reload.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    while True:
+        daemon = Daemon(cfg, stop, notifier)
+        current[:] = [daemon]
+        daemon.run()
+        if stop.is_set() or not daemon.reload.is_set():
+            log.info("faced stopped")
+            return 0
+        notifier.reloading()
+        try:
+            cfg = load_config(config_path).with_paths(watch=watch, output=output, state=state)
+            log.info("configuration reloaded from %s", config_path or "built-in defaults")
+        except ConfigError as exc:
+            log.error("configuration not reloaded, keeping the running one: %s", exc)

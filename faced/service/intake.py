@@ -1,0 +1,106 @@
+"""Watcher events in: files to read go to the scheduler, renames and deletions to the store.
+
+The watchers' handlers only filter and enqueue (faced.service.watch); this is where the daemon's
+main thread takes the events off their bounded queue, a bounded number at a time, so results
+keep flowing under a storm of events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+from collections.abc import Callable
+from pathlib import Path
+
+from faced.pipeline.scheduler import EncodeScheduler
+from faced.service.watch import Event, Kind
+from faced.store import Store
+
+log = logging.getLogger(__name__)
+
+SETTLE_SECONDS = 2.0  # a file seen by polling is read once unchanged for this long
+BATCH = 1000  # events applied per call of `drain`
+
+
+class Intake:
+    """Applies events; tracks files that are maybe still being written (polling observers)."""
+
+    def __init__(
+        self,
+        events: queue.Queue[Event],
+        store: Store,
+        scheduler: EncodeScheduler,
+        *,
+        changed: Callable[[], None],
+        reconcile: Callable[[list[Path]], None],
+        clock: Callable[[], float],
+    ) -> None:
+        """`changed()` is called when the store changed; `reconcile(folders)` scans folders
+        that appeared; `clock` is monotonic time."""
+        self.events = events
+        self.store = store
+        self.scheduler = scheduler
+        self.changed = changed
+        self.reconcile = reconcile
+        self.clock = clock
+        self.settling: dict[bytes, tuple[tuple[int, int], float]] = {}
+
+    def wait(self, timeout: float) -> None:
+        """Apply the next event, waiting at most `timeout` seconds for one."""
+        with contextlib.suppress(queue.Empty):
+            self.apply(self.events.get(timeout=timeout))
+
+    def drain(self) -> None:
+        """Apply the queued events, at most BATCH of them."""
+        for _ in range(BATCH):
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self.apply(event)
+
+    def apply(self, event: Event) -> None:
+        """Act on one event."""
+        if event.kind is Kind.READY:
+            self.settling.pop(event.path, None)
+            self.scheduler.add(event.path)
+        elif event.kind is Kind.SETTLING:
+            self.settling.setdefault(event.path, ((-1, -1), self.clock()))
+        elif event.kind is Kind.MOVED:
+            self.scheduler.discard(event.path)
+            if self.store.images.move(event.path, event.dest):
+                log.debug("moved %s -> %s", os.fsdecode(event.path), os.fsdecode(event.dest))
+                self.changed()
+            else:
+                self.scheduler.add(event.dest)
+        elif event.kind is Kind.GONE:
+            self.scheduler.discard(event.path)
+            self.settling.pop(event.path, None)
+            if self.store.images.forget([event.path]):
+                log.info("removed %s", os.fsdecode(event.path))
+                self.changed()
+        elif event.kind is Kind.GONE_TREE:
+            gone = self.store.images.forget_tree(event.path)
+            if gone:
+                log.info("removed %d photo(s) under %s", len(gone), os.fsdecode(event.path))
+                self.changed()
+        elif event.kind is Kind.NEW_TREE:
+            self.reconcile([Path(os.fsdecode(event.path))])
+
+    def settle(self) -> None:
+        """Hand settling files whose size and mtime held still long enough to the scheduler."""
+        now = self.clock()
+        for path, (seen, since) in list(self.settling.items()):
+            try:
+                st = os.stat(path)
+            except OSError:
+                del self.settling[path]
+                continue
+            current = (st.st_size, st.st_mtime_ns)
+            if current != seen:
+                self.settling[path] = (current, now)
+            elif now - since >= SETTLE_SECONDS:
+                del self.settling[path]
+                self.scheduler.add(path)

@@ -1,0 +1,115 @@
+"""The state store: one SQLite database per state folder, and all of faced's SQL.
+
+`Store` opens the database (faced.store.db.Db: connection, writer lock, migrations,
+transactions) and hands out one small repository per concern, by composition:
+
+    store.images     files and what they turned out to be      (faced.store.images)
+    store.faces      descriptors, crops                         (faced.store.faces)
+    store.people     people, names, merges, rejections          (faced.store.people)
+    store.published  what the people folder held when last published (faced.store.published)
+    store.meta       a few typed values                         (faced.store.meta)
+
+The few questions that span tables (`counts`, `fingerprint`, `reset_people`) are asked here.
+Paths are stored as BLOBs of their filesystem bytes (as beets does), so a name that is not
+valid UTF-8 still round-trips. This package imports no stage of faced (an import-linter
+contract): it stores records (faced.records), it does not make them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from faced.records import Status
+from faced.store.db import DB_NAME, Db
+from faced.store.faces import FaceRow, Faces, FaceTable
+from faced.store.images import ImageRow, Images
+from faced.store.meta import Meta, MetaKey
+from faced.store.people import People
+from faced.store.published import Published
+
+__all__ = ["DB_NAME", "FaceRow", "FaceTable", "ImageRow", "MetaKey", "Store"]
+
+
+class Store:
+    """A state folder's database and its repositories. Close it, or use it as a context."""
+
+    def __init__(self, state_dir: Path, *, readonly: bool = False, exclusive: bool = True) -> None:
+        """Open (creating or migrating unless `readonly`) the store in `state_dir`; see Db."""
+        self.db = Db(state_dir, readonly=readonly, exclusive=exclusive)
+        self.images = Images(self.db)
+        self.faces = Faces(self.db)
+        self.people = People(self.db)
+        self.published = Published(self.db)
+        self.meta = Meta(self.db)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection itself (for tests and maintenance, not for the stages)."""
+        return self.db.conn
+
+    @staticmethod
+    def owner_running(state_dir: Path) -> bool:
+        """True if a scan or daemon holds the writer lock of `state_dir` right now."""
+        return Db.owner_running(state_dir)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def touch_edits(self) -> None:
+        """Note that a person was named, merged or corrected (the daemon polls this)."""
+        self.meta.set(MetaKey.EDITED, repr(time.time()))
+
+    def fingerprint(self) -> str:
+        """Changes whenever clustering could come out differently (faces, merges, rejections)."""
+        c = self.db.conn
+        faces = c.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM faces").fetchone()
+        rej = c.execute("SELECT COUNT(*) FROM rejections").fetchone()[0]
+        merged = c.execute("SELECT COUNT(*) FROM people WHERE merged_into IS NOT NULL").fetchone()[
+            0
+        ]
+        unassigned = c.execute("SELECT COUNT(*) FROM faces WHERE person_id IS NULL").fetchone()[0]
+        return f"faces {faces[0]}/{faces[1]} unassigned {unassigned} rejected {rej} merged {merged}"
+
+    def reset_people(self) -> None:
+        """Forget every person and correction (for `faced eval` on a reused state)."""
+        with self.db.transaction() as c:
+            c.execute("UPDATE faces SET person_id = NULL")
+            for table in ("rejections", "folders", "links"):
+                c.execute(f"DELETE FROM {table}")
+            c.execute(
+                "UPDATE people SET retired = COALESCE(retired, ?), name = NULL", (time.time(),)
+            )
+            c.execute("DELETE FROM meta WHERE key = ?", (MetaKey.RECLUSTER.value,))
+
+    def counts(self, min_faces: int) -> dict[str, int]:
+        """The numbers `faced status` shows."""
+        c = self.db.conn
+        by_status = self.images.by_status()
+        faces = c.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+        assigned = c.execute("SELECT COUNT(*) FROM faces WHERE person_id IS NOT NULL").fetchone()[0]
+        people = c.execute(
+            "SELECT COUNT(*) FROM (SELECT person_id FROM faces WHERE person_id IS NOT NULL"
+            " GROUP BY person_id HAVING COUNT(*) >= ?)",
+            (min_faces,),
+        ).fetchone()[0]
+        named = c.execute(
+            "SELECT COUNT(*) FROM people WHERE name IS NOT NULL AND retired IS NULL"
+        ).fetchone()[0]
+        return {
+            "images": by_status[Status.FACES] + by_status[Status.NOFACE],
+            "images_with_faces": by_status[Status.FACES],
+            "images_without_faces": by_status[Status.NOFACE],
+            "faces": faces,
+            "faces_assigned": assigned,
+            "people": people,
+            "named_people": named,
+            "errors": by_status[Status.ERROR],
+        }

@@ -1,0 +1,125 @@
+"""The connection: SQLite in WAL mode, one writer, a versioned schema, short transactions.
+
+Every change is one short transaction (BEGIN IMMEDIATE ... COMMIT) with synchronous=FULL, so a
+kill -9 at any moment leaves either the old or the new state of an image, never half of it
+(the shape of beets' dbcore Transaction). A lock file keeps a second writer (a scan beside the
+daemon) out. The repositories (faced.store.images, .faces, .people, .published, .meta) hold
+all the SQL; they share one Db.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from faced.errors import StoreError
+from faced.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+DB_NAME = "faced.sqlite3"
+LOCK_NAME = "writer.lock"
+
+
+class Db:
+    """The one SQLite connection of a process. Writers take the state folder's lock first."""
+
+    def __init__(self, state_dir: Path, *, readonly: bool = False, exclusive: bool = True) -> None:
+        """Open the database in `state_dir`, creating or migrating it unless `readonly`.
+
+        `exclusive` takes the writer lock (scan and daemon: they also own the people folder);
+        a short edit such as `faced name` writes without it, in SQLite transactions.
+        """
+        self.path = state_dir / DB_NAME
+        self.readonly = readonly
+        self._lock_fd: int | None = None
+        if readonly:
+            if not self.path.exists():
+                raise StoreError(f"no faced state in {state_dir} (run `faced scan` or `faced run`)")
+            uri = f"file:{self.path}?mode=ro"
+            self.conn = sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False
+            )
+        else:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            if exclusive:
+                self._take_lock(state_dir / LOCK_NAME)
+            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            self.conn.execute("PRAGMA busy_timeout = 10000")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            if not readonly:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute("PRAGMA synchronous = FULL")
+                self._migrate()
+            else:
+                self._check_version()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    @staticmethod
+    def owner_running(state_dir: Path) -> bool:
+        """True if a scan or daemon holds the writer lock of `state_dir` right now."""
+        try:
+            fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def _take_lock(self, lock_path: Path) -> None:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            raise StoreError(
+                f"another faced process is writing to {lock_path.parent}; stop it first"
+            ) from exc
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Close the connection and release the writer lock."""
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _check_version(self) -> None:
+        if self._version() > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer faced "
+                f"(schema {self._version()} > {SCHEMA_VERSION})"
+            )
+
+    def _migrate(self) -> None:
+        self._check_version()
+        for version in range(self._version(), SCHEMA_VERSION):
+            with self.transaction():
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {version + 1}")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any exception."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")

@@ -1,0 +1,47 @@
+"""The folders and links tables: what faced last published, to tell the user's edits apart."""
+
+from __future__ import annotations
+
+from faced.store.db import Db
+
+
+class Published:
+    """Person id -> (folder, signature), and the links each folder holds, as last applied."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    def person_with_folder(self, folder: str) -> int | None:
+        """The person whose folder was last published as `folder`, if any."""
+        r = self.db.conn.execute(
+            "SELECT person_id FROM folders WHERE folder = ? AND person_id > 0", (folder,)
+        ).fetchone()
+        return int(r[0]) if r else None
+
+    def folders(self) -> dict[int, tuple[str, str]]:
+        """Person id -> (folder, signature) as last published."""
+        return {
+            r[0]: (r[1], r[2])
+            for r in self.db.conn.execute("SELECT person_id, folder, signature FROM folders")
+        }
+
+    def links(self) -> dict[int, dict[bytes, int]]:
+        """Person id -> {link name: image id} as last published."""
+        out: dict[int, dict[bytes, int]] = {}
+        for pid, link, iid in self.db.conn.execute("SELECT person_id, link, image_id FROM links"):
+            out.setdefault(pid, {})[bytes(link)] = iid
+        return out
+
+    def save(self, applied: dict[int, tuple[str, str]], links: dict[int, dict[bytes, int]]) -> None:
+        """Record what is now on disk, replacing the previous record."""
+        with self.db.transaction() as c:
+            c.execute("DELETE FROM folders")
+            c.execute("DELETE FROM links")
+            c.executemany(
+                "INSERT INTO folders (person_id, folder, signature) VALUES (?, ?, ?)",
+                [(pid, f, s) for pid, (f, s) in applied.items()],
+            )
+            c.executemany(
+                "INSERT INTO links (person_id, link, image_id) VALUES (?, ?, ?)",
+                [(pid, name, iid) for pid in applied for name, iid in links.get(pid, {}).items()],
+            )

@@ -1,0 +1,84 @@
+"""The store's schema, as migrations: entry i migrates from version i to i+1.
+
+Never edit a shipped entry; append a new one. `PRAGMA user_version` holds the version.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE images (
+        id INTEGER PRIMARY KEY,
+        path BLOB NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        digest TEXT,
+        status TEXT NOT NULL CHECK (status IN ('faces', 'noface', 'error')),
+        reason TEXT,
+        width INTEGER NOT NULL DEFAULT 0,
+        height INTEGER NOT NULL DEFAULT 0,
+        detector TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        updated REAL NOT NULL
+    );
+    CREATE INDEX images_digest ON images (digest);
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused
+        name TEXT UNIQUE,
+        created REAL NOT NULL,
+        retired REAL,
+        merged_into INTEGER REFERENCES people (id)
+    );
+    CREATE TABLE faces (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        box_top INTEGER NOT NULL,
+        box_right INTEGER NOT NULL,
+        box_bottom INTEGER NOT NULL,
+        box_left INTEGER NOT NULL,
+        encoding BLOB NOT NULL,
+        detector TEXT NOT NULL,
+        model TEXT NOT NULL,
+        person_id INTEGER REFERENCES people (id)
+    );
+    CREATE INDEX faces_image ON faces (image_id);
+    CREATE INDEX faces_person ON faces (person_id);
+    CREATE TABLE thumbs (
+        face_id INTEGER PRIMARY KEY REFERENCES faces (id) ON DELETE CASCADE,
+        jpeg BLOB NOT NULL
+    );
+    CREATE TABLE rejections (
+        face_id INTEGER NOT NULL REFERENCES faces (id) ON DELETE CASCADE,
+        person_id INTEGER NOT NULL REFERENCES people (id),
+        PRIMARY KEY (face_id, person_id)
+    );
+    CREATE TABLE folders (
+        person_id INTEGER PRIMARY KEY,  -- 0 is the unknown folder
+        folder TEXT NOT NULL,
+        signature TEXT NOT NULL
+    );
+    CREATE TABLE links (
+        person_id INTEGER NOT NULL,
+        link BLOB NOT NULL,
+        image_id INTEGER NOT NULL,
+        PRIMARY KEY (person_id, link)
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # 2: faces found in a video frame say which (milliseconds from the start; NULL: a photo).
+    """
+    ALTER TABLE faces ADD COLUMN frame_ms INTEGER;
+    """,
+    # 3: the re-cluster policy's state becomes one JSON record (it was two strings, one of
+    # them "<time> <max face id>").
+    """
+    INSERT OR REPLACE INTO meta (key, value)
+    SELECT 'recluster', json_object(
+        'full_at', CAST(substr(f.value, 1, instr(f.value, ' ') - 1) AS REAL),
+        'full_max_face', CAST(substr(f.value, instr(f.value, ' ') + 1) AS INTEGER),
+        'clustered', COALESCE((SELECT value FROM meta WHERE key = 'clustered'), ''))
+    FROM meta f WHERE f.key = 'full_recluster';
+    DELETE FROM meta WHERE key IN ('full_recluster', 'clustered');
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)

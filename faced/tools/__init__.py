@@ -1,0 +1,1 @@
+"""Tools beside the pipeline: `faced eval` and its metrics, exports and imports."""
