@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,12 +33,16 @@ def test_documented_file_is_generated_from_the_schema() -> None:
 
 def test_every_setting_is_documented() -> None:
     defaults = Config()
-    sections = [type(getattr(defaults, f.name)) for f in dataclasses.fields(Config)]
-    for cls in [Config, *(c for c in sections if dataclasses.is_dataclass(c))]:
-        for f in dataclasses.fields(cls):
-            value = getattr(cls(), f.name) if cls is not Config else getattr(defaults, f.name)
+    sections: list[Any] = [defaults] + [
+        getattr(defaults, f.name)
+        for f in dataclasses.fields(Config)
+        if dataclasses.is_dataclass(getattr(defaults, f.name))
+    ]
+    for section in sections:
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
             if f.name != "source" and not dataclasses.is_dataclass(value):
-                assert f.metadata.get("doc"), f"{cls.__name__}.{f.name}"
+                assert f.metadata.get("doc"), f"{type(section).__name__}.{f.name}"
 
 
 def test_builtin_defaults_watch_photos_and_publish_people(

@@ -126,7 +126,7 @@ def test_the_daemon_places_new_faces_on_a_large_library(
     elton = small.people / folder_of(small.people, "elton_john")
     for i, link in enumerate(sorted(p for p in elton.iterdir() if p.is_symlink())[:2]):
         shutil.copy2(os.path.realpath(link), small.photos / f"elton_again_{i}.jpg")
-    from faced.cli import encoder
+    from faced.cli.commands import encoder
 
     with Store(small.state) as store:
         lib = Library(cfg, store)

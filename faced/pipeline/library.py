@@ -42,6 +42,29 @@ def cluster_params(c: ClusteringConfig) -> ClusterParams:
     )
 
 
+def best_of_clip(result: EncodeResult, cfg: Config) -> EncodeResult:
+    """A clip's result with only each person's `video.faces_per_person` largest faces."""
+    from faced.people.cluster import keep_best_per_person  # see Library.recluster
+
+    faces = result.faces
+    keep = keep_best_per_person(
+        np.array([f.encoding for f in faces], dtype=np.float32),
+        np.array([f.frame_ms or 0 for f in faces], dtype=np.int64),
+        np.array([f.box[2] - f.box[0] for f in faces], dtype=np.int64),
+        cfg.video.faces_per_person,
+        cluster_params(cfg.clustering),
+    )
+    kept = sorted((faces[i] for i in keep), key=lambda f: (f.frame_ms or 0, f.box))
+    return EncodeResult.found(
+        result.path,
+        result.file,
+        tuple(kept),
+        size=(result.width, result.height),
+        detector=result.detector,
+        model=result.model,
+    )
+
+
 @dataclass
 class RefreshReport:
     """What one re-cluster and publish did."""
@@ -54,6 +77,20 @@ class RefreshReport:
     clustered: bool = False
     incremental: bool = False  # new faces placed among people, no full re-cluster
     seconds: float = 0.0
+
+    def summary(self) -> str | None:
+        """One log line for what changed; None when people were already up to date."""
+        if self.incremental:
+            return (
+                f"placed new faces among {self.faces} in {self.seconds:.2f} s: "
+                f"{self.changed} joined a person"
+            )
+        if self.clustered:
+            return (
+                f"re-clustered {self.faces} faces in {self.seconds:.1f} s: "
+                f"{self.changed} changed, {self.new_people} new people"
+            )
+        return None
 
 
 class Library:
@@ -84,29 +121,8 @@ class Library:
         elif result.faces:
             log.debug("%s: %d face(s)", os.fsdecode(result.path), len(result.faces))
         if any(f.frame_ms is not None for f in result.faces):
-            result = self._best_of_clip(result)
+            result = best_of_clip(result, self.cfg)
         return self.store.images.record(result)
-
-    def _best_of_clip(self, result: EncodeResult) -> EncodeResult:
-        from faced.people.cluster import keep_best_per_person  # see recluster
-
-        faces = result.faces
-        keep = keep_best_per_person(
-            np.array([f.encoding for f in faces], dtype=np.float32),
-            np.array([f.frame_ms or 0 for f in faces], dtype=np.int64),
-            np.array([f.box[2] - f.box[0] for f in faces], dtype=np.int64),
-            self.cfg.video.faces_per_person,
-            cluster_params(self.cfg.clustering),
-        )
-        kept = sorted((faces[i] for i in keep), key=lambda f: (f.frame_ms or 0, f.box))
-        return EncodeResult.found(
-            result.path,
-            result.file,
-            tuple(kept),
-            size=(result.width, result.height),
-            detector=result.detector,
-            model=result.model,
-        )
 
     def apply_plan_bookkeeping(self, plan: ScanPlan) -> None:
         """Apply the moves and deletions a scan found (before encoding the rest)."""

@@ -79,12 +79,7 @@ class Daemon:
                 lambda: store.counts(cfg.clustering.min_faces), time.monotonic()
             )
             self.intake = Intake(
-                self.events,
-                store,
-                self.scheduler,
-                changed=self._changed,
-                reconcile=self.reconcile,
-                clock=time.monotonic,
+                self.events, self.lib, self.scheduler, changed=self._changed, clock=time.monotonic
             )
             self.watcher = Watcher(cfg.watch, handler)
             self.housekeeping = Housekeeping(
@@ -187,38 +182,14 @@ class Daemon:
         self.notifier.status("re-clustering; " + self.status_line())
         report = self.lib.refresh(incremental=True)
         self.board.stale()
-        if report.incremental:
-            log.info(
-                "placed new faces among %d in %.2f s: %d joined a person",
-                report.faces,
-                report.seconds,
-                report.changed,
-            )
-        elif report.clustered:
-            log.info(
-                "re-clustered %d faces in %.1f s: %d changed, %d new people",
-                report.faces,
-                report.seconds,
-                report.changed,
-                report.new_people,
-            )
+        if summary := report.summary():
+            log.info("%s", summary)
         self.notifier.status(self.status_line())
 
     def reconcile(self, roots: Iterable[Path] | None = None, *, all_folders: bool = False) -> None:
-        """Compare folders with the store: queue what is new or changed, forget what is gone."""
-        folders = (
-            [w.path for w in self.cfg.watch if w.path.is_dir()]
-            if all_folders
-            else list(roots or [])
-        )
-        plan = self.lib.planner.plan(folders)
-        if plan.moved or plan.gone:
-            self.lib.apply_plan_bookkeeping(plan)
-            self._changed()
-        for path in plan.todo:
-            self.scheduler.add(path)
-        if plan.todo:
-            log.info("%d photo(s) to read in %s", len(plan.todo), ", ".join(map(str, folders)))
+        """Compare folders (or every watched folder) with the store: see Intake.reconcile."""
+        watched = [w.path for w in self.cfg.watch if w.path.is_dir()]
+        self.intake.reconcile(watched if all_folders else list(roots or []))
 
     def status_line(self) -> str:
         return self.board.line(self.queued())

@@ -14,9 +14,9 @@ import queue
 from collections.abc import Callable
 from pathlib import Path
 
+from faced.pipeline.library import Library
 from faced.pipeline.scheduler import EncodeScheduler
 from faced.service.watch import Event, Kind
-from faced.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +30,18 @@ class Intake:
     def __init__(
         self,
         events: queue.Queue[Event],
-        store: Store,
+        lib: Library,
         scheduler: EncodeScheduler,
         *,
         changed: Callable[[], None],
-        reconcile: Callable[[list[Path]], None],
         clock: Callable[[], float],
     ) -> None:
-        """`changed()` is called when the store changed; `reconcile(folders)` scans folders
-        that appeared; `clock` is monotonic time."""
+        """`changed()` is called when the store changed; `clock` is monotonic time."""
         self.events = events
-        self.store = store
+        self.lib = lib
+        self.store = lib.store
         self.scheduler = scheduler
         self.changed = changed
-        self.reconcile = reconcile
         self.clock = clock
         self.settling: dict[bytes, tuple[tuple[int, int], float]] = {}
 
@@ -88,6 +86,18 @@ class Intake:
                 self.changed()
         elif event.kind is Kind.NEW_TREE:
             self.reconcile([Path(os.fsdecode(event.path))])
+
+    def reconcile(self, folders: list[Path]) -> None:
+        """Compare `folders` with the store: queue what is new or changed, apply moves, forget
+        what is gone (a folder moved in, a restarted watch, the periodic rescan)."""
+        plan = self.lib.planner.plan(folders)
+        if plan.moved or plan.gone:
+            self.lib.apply_plan_bookkeeping(plan)
+            self.changed()
+        for path in plan.todo:
+            self.scheduler.add(path)
+        if plan.todo:
+            log.info("%d photo(s) to read in %s", len(plan.todo), ", ".join(map(str, folders)))
 
     def settle(self) -> None:
         """Hand settling files whose size and mtime held still long enough to the scheduler."""
