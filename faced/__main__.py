@@ -2,8 +2,8 @@
 
 Kept tiny on purpose: multiprocessing re-imports the command's main module in every worker
 process it starts, so what this module imports at the top, each worker imports too. Importing
-the CLI here would give each encoder the clustering stack (scikit-learn, SciPy): 0.75 s of
-start-up and ~100 MB each, for code a worker never runs.
+the CLI here would give each encoder the clustering stack (scikit-learn, SciPy): start-up time
+and memory in every worker, for code a worker never runs (docs/decisions/performance.md).
 """
 
 import sys

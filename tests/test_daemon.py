@@ -19,7 +19,7 @@ import pytest
 
 from faced.logs import JournalFormatter
 
-from .conftest import LFW, REPO, SMALL, faced, people_folders, run_cli
+from .conftest import LFW, REPO, SMALL, PhotoLibrary, faced, people_folders, run_cli
 
 
 class NotifyListener:
@@ -183,15 +183,38 @@ def slow_copy(src: Path, dest: Path) -> None:
             time.sleep(0.05)
 
 
-@pytest.mark.photos
-def test_daemon_end_to_end(daemon: Daemon, listener: NotifyListener) -> None:
-    daemon.start()
+def started(d: Daemon, listener: NotifyListener) -> Daemon:
+    d.start()
     until(lambda: "READY=1" in listener.fields(), 60, "READY=1")
+    return d
 
-    # Three ways photos arrive: plain copies, a slow writer, a temp name renamed into place.
-    def named(photo: Path) -> str:  # file names repeat across people: say whose it is
-        return f"{photo.parent.name}__{photo.name}"
 
+@pytest.fixture
+def running(small: PhotoLibrary, listener: NotifyListener) -> Iterator[Daemon]:
+    """The daemon, ready, over a scanned copy of fixture_small (nothing left to read)."""
+    d = started(Daemon(small.root, listener), listener)
+    yield d
+    d.kill()
+
+
+def named(photo: Path) -> str:
+    """A copy's name that says whose photo it is (file names repeat across people)."""
+    return f"{photo.parent.name}__{photo.name}"
+
+
+def folder_with(people: Path, person: str) -> str:
+    """The person folder whose links point at `person`'s photos (a shared folder name)."""
+    return next(
+        f for f, links in people_folders(people).items() if person in os.path.realpath(links[0])
+    )
+
+
+@pytest.mark.photos
+def test_photos_arriving_three_ways_are_read_and_published(
+    daemon: Daemon, listener: NotifyListener
+) -> None:
+    started(daemon, listener)
+    # Plain copies, a slow writer, a temp name renamed into place.
     for photo in sorted((SMALL / "jerry_seinfeld").glob("*.jpg")):
         shutil.copy(photo, daemon.photos / named(photo))
     (daemon.photos / "slow").mkdir()
@@ -201,7 +224,6 @@ def test_daemon_end_to_end(daemon: Daemon, listener: NotifyListener) -> None:
         part = daemon.photos / f".{named(photo)}.part"
         shutil.copy(photo, part)
         part.rename(daemon.photos / named(photo))
-
     expected = sum(1 for p in daemon.photos.rglob("*.jpg"))
 
     def two_people() -> bool:
@@ -209,56 +231,76 @@ def test_daemon_end_to_end(daemon: Daemon, listener: NotifyListener) -> None:
         return len(folders) == 2 and sum(len(v) for v in folders.values()) == expected
 
     until(two_people, 90, f"two person folders with {expected} photos")
-    folders = people_folders(daemon.people).values()
     labels = sorted(
-        {Path(os.path.realpath(p)).name.split("__")[0] for p in links} for links in folders
+        {Path(os.path.realpath(p)).name.split("__")[0] for p in links}
+        for links in people_folders(daemon.people).values()
     )
     assert labels == [{"jerry_seinfeld"}, {"steve_wozniak"}]
 
-    # A deleted photo leaves its folder.
-    victim = daemon.photos / "slow" / sorted(os.listdir(daemon.photos / "slow"))[0]
+
+@pytest.mark.photos
+def test_a_deleted_photo_leaves_its_folder(running: Daemon) -> None:
+    victim = Path(
+        os.path.realpath(
+            people_folders(running.people)[folder_with(running.people, "jerry_seinfeld")][0]
+        )
+    )
     victim.unlink()
 
     def victim_gone() -> bool:
-        links = [p for v in people_folders(daemon.people).values() for p in v]
+        links = [p for v in people_folders(running.people).values() for p in v]
         return all(os.path.realpath(p) != str(victim) for p in links)
 
     until(victim_gone, 30, "the deleted photo to leave its folder")
 
-    # Renaming a folder while the daemon runs names the person; the folder keeps the name.
-    jerry = next(
-        f
-        for f, links in people_folders(daemon.people).items()
-        if "jerry_seinfeld" in os.path.realpath(links[0])
-    )
-    (daemon.people / jerry).rename(daemon.people / "Jerry")
+
+@pytest.mark.photos
+def test_a_folder_renamed_while_running_names_the_person(running: Daemon) -> None:
+    jerry = folder_with(running.people, "jerry_seinfeld")
+    (running.people / jerry).rename(running.people / "Jerry")
     until(
-        lambda: '"name": "Jerry"' in run_cli("people", "--state", daemon.state, "--json").stdout,
+        lambda: '"name": "Jerry"' in run_cli("people", "--state", running.state, "--json").stdout,
         30,
         "the daemon to record the name",
     )
-    assert "Jerry" in people_folders(daemon.people) and jerry not in people_folders(daemon.people)
+    folders = people_folders(running.people)
+    assert "Jerry" in folders and jerry not in folders
 
-    # Deleting a link while the daemon runs records "not this person" and keeps it out.
-    victim_link = people_folders(daemon.people)["Jerry"][0]
+
+@pytest.mark.photos
+def test_a_link_deleted_while_running_is_a_rejection(running: Daemon) -> None:
+    folder = folder_with(running.people, "jerry_seinfeld")
+    victim_link = people_folders(running.people)[folder][0]
     victim_link.unlink()
-    until(lambda: daemon.rejections() >= 1, 30, "the daemon to record the rejection")
-    assert victim_link.name not in [p.name for p in people_folders(daemon.people)["Jerry"]]
+    until(lambda: running.rejections() >= 1, 30, "the daemon to record the rejection")
+    assert victim_link.name not in [p.name for p in people_folders(running.people)[folder]]
 
-    # SIGHUP re-reads the config; the daemon carries on.
-    daemon.signal(signal.SIGHUP)
-    until(lambda: "configuration reloaded" in daemon.log.read_text(), 30, "the reload")
+
+@pytest.mark.photos
+def test_sighup_reloads_the_config_and_carries_on(
+    running: Daemon, listener: NotifyListener
+) -> None:
+    running.signal(signal.SIGHUP)
+    until(lambda: "configuration reloaded" in running.log.read_text(), 30, "the reload")
     until(lambda: listener.fields().count("READY=1") >= 2, 30, "READY=1 after the reload")
+    assert "RELOADING=1" in listener.fields()
+    assert running.proc is not None and running.proc.poll() is None
 
-    started = time.monotonic()
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait(timeout=10) == 0
-    assert time.monotonic() - started < 10
+
+@pytest.mark.photos
+def test_sigterm_stops_within_seconds_and_tells_systemd(
+    running: Daemon, listener: NotifyListener
+) -> None:
+    until(lambda: "WATCHDOG=1" in listener.fields(), 10, "a watchdog ping")
+    begun = time.monotonic()
+    running.signal(signal.SIGTERM)
+    assert running.wait(timeout=10) == 0
+    assert time.monotonic() - begun < 10
     fields = listener.fields()
-    assert "STOPPING=1" in fields and "WATCHDOG=1" in fields and "RELOADING=1" in fields
+    assert "STOPPING=1" in fields
     status = [f for f in fields if f.startswith("STATUS=")]
     assert any("faces" in s and "people" in s and "queued" in s for s in status)
-    log = daemon.log.read_text()
+    log = running.log.read_text()
     assert "Traceback" not in log and "faced stopped" in log
 
 

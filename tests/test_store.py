@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from faced.errors import StoreError
+from faced.pipeline.policy import ReclusterState
 from faced.records import EncodeResult, Face, FileStat
 from faced.store import Store
-from faced.store.schema import SCHEMA_VERSION
+from faced.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 def result(path: bytes, digest: str, n_faces: int = 1, mtime: int = 1) -> EncodeResult:
@@ -85,3 +86,25 @@ def test_wal_schema_version_and_readonly(tmp_path: Path) -> None:
 def test_no_state_yet(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no faced state"):
         Store(tmp_path / "nothing", readonly=True)
+
+
+def test_the_recluster_record_round_trips(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        assert ReclusterState.load(store) == ReclusterState()
+        ReclusterState(12.5, 7, "fp").save(store)
+        assert ReclusterState.load(store) == ReclusterState(12.5, 7, "fp")
+
+
+def test_migration_3_turns_the_old_policy_strings_into_one_record(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "faced.sqlite3") as db:
+        for statement in ";".join(MIGRATIONS[:2]).split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("PRAGMA user_version = 2")
+        db.execute("INSERT INTO meta VALUES ('full_recluster', '1700000000.25 42')")
+        db.execute("INSERT INTO meta VALUES ('clustered', 'faces 3/42 unassigned 0')")
+    with Store(tmp_path) as store:
+        state = ReclusterState.load(store)
+        keys = {r[0] for r in store.conn.execute("SELECT key FROM meta")}
+    assert state == ReclusterState(1700000000.25, 42, "faces 3/42 unassigned 0")
+    assert keys == {"recluster"}

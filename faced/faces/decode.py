@@ -208,9 +208,8 @@ def _decode_jpeg(data: bytes, im: Image.Image) -> tuple[np.ndarray, int] | None:
     None to take Pillow's path.
 
     Both wheels decode with libjpeg-turbo at its default settings: the pixels equal
-    Pillow's (all 5,145 JPEGs of the shared photo sets; a test keeps checking), but OpenCV
-    writes them straight into a numpy array where Pillow copies them out once more (on a
-    12-MP photo, 53 ms for all of `decode` instead of 74). OpenCV does not report a
+    Pillow's (a test keeps checking), but OpenCV writes them straight into a numpy array
+    where Pillow copies them out once more (docs/decisions/detection.md). OpenCV does not report a
     truncated file (it returns the image padded with grey), so only files that end with
     the JPEG end-of-image marker come this way; the rest (cut short, or with data after
     the picture, as motion photos have) go to Pillow, which raises on truncation.
@@ -272,8 +271,8 @@ def scaled_copy(pixels: np.ndarray, scale: float) -> np.ndarray:
         return pixels
     h, w = pixels.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    # Bilinear down to half size: 5x faster than INTER_AREA on a 12-MP photo and the detector
-    # found the same faces (benchmarks/ingest.py); below half it would skip pixels (aliasing),
-    # so INTER_AREA averages them. Enlarging is bilinear, as dlib's own pyramid_up.
+    # Bilinear down to half size: much faster than INTER_AREA and the detector finds the same
+    # faces (docs/decisions/detection.md); below half it would skip pixels (aliasing), so
+    # INTER_AREA averages them. Enlarging is bilinear, as dlib's own pyramid_up.
     method = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
     return np.ascontiguousarray(cv2.resize(pixels, size, interpolation=method))

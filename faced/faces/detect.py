@@ -9,11 +9,10 @@ agree with it), starting at the finest level that still finds `min_face_px` face
 On a large photo even that first level is the most expensive one (a third of the work) and
 finds nothing but faces one step from the smallest size. With `coarse_to_fine`, `search_hog`
 looks from the next level down, with a lowered threshold that also fires on most faces a step
-too small for it, and searches the first level only in small crops around those hits. On
-benchmarks/ingest.py's 74 photos that made faced 13.9x the classic pipeline instead of 11.0x,
-but one of its 30 faces of 80-160 px was missed: a turned face that scores +0.16 on the first
-level and -0.9 on the next, where dlib's overlap suppression keeps a larger, equally weak box
-around it instead of it. Hence off by default.
+too small for it, and searches the first level only in small crops around those hits. It is
+faster but can miss a turned face that the next level scores far lower, where dlib's overlap
+suppression keeps a larger, equally weak box around it instead: off by default
+(docs/decisions/detection.md has the measurement and the command that repeats it).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Worker processes die with the process that started them, even after a kill -9.
 
 Python's fork server does not always exit when its parent is killed, and its workers wait
-forever on a pipe nobody writes to: each daemon crash would leak ~300 MB. On Linux,
+forever on a pipe nobody writes to: each daemon crash would leak the workers' memory. On Linux,
 prctl(PR_SET_PDEATHSIG) has the kernel send SIGKILL when the parent dies. `faced.faces.pool`
 names this module as the fork server's preload, so importing it there arms the fork server;
 workers arm themselves through `die_with_parent` as their pool initializer.

@@ -41,8 +41,8 @@ def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         index: Any = faiss.IndexFlatL2(dim)
         space = x
     else:
-        # Candidates are searched in a 32-d PCA projection (4x cheaper; on lfw_dev the
-        # clustering it leads to scores the same as with all 128 dimensions), in inverted
+        # Candidates are searched in a 32-d PCA projection (4x cheaper, and the clustering
+        # it leads to scores as with all 128 dimensions: docs/decisions/clustering.md), in inverted
         # lists over 4*sqrt(n) k-means cells, 6 searched per face. Distances are then
         # recomputed exactly in 128-d for the pairs found.
         rng = np.random.default_rng(0)

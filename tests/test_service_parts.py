@@ -1,0 +1,128 @@
+"""The daemon's parts on their own, with a fake clock: debouncer, intake, status board."""
+
+from __future__ import annotations
+
+import os
+import queue
+from pathlib import Path
+
+from faced.config import Config
+from faced.pipeline.library import Library
+from faced.pipeline.scheduler import EncodeScheduler
+from faced.records import EncodeResult, FileStat
+from faced.service.debounce import Debouncer
+from faced.service.intake import SETTLE_SECONDS, Intake
+from faced.service.status import StatusBoard
+from faced.service.watch import Event, Kind
+from faced.store import Store
+
+from .test_scheduler import FakePool, crashed
+
+
+def test_debounce_waits_for_quiet() -> None:
+    d = Debouncer(quiet=10, max_delay=120)
+    d.changed(0.0)
+    d.changed(5.0)
+    assert not d.due(14.0) and d.due(15.0)
+
+
+def test_debounce_fires_by_max_delay_under_a_steady_stream() -> None:
+    d = Debouncer(quiet=10, max_delay=30)
+    for t in range(0, 31, 5):
+        d.changed(float(t))
+    assert d.due(30.0)
+
+
+def test_debounce_fired_waits_for_the_next_change() -> None:
+    d = Debouncer(quiet=1, max_delay=5)
+    d.changed(0.0)
+    d.fired()
+    assert not d.due(100.0) and not d.pending
+
+
+def test_an_urgent_change_is_due_at_once() -> None:
+    d = Debouncer(quiet=10, max_delay=120)
+    d.urgent(50.0)
+    assert d.due(50.0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def intake(tmp_path: Path, store: Store, clock: Clock) -> tuple[Intake, EncodeScheduler, list[int]]:
+    cfg = Config().with_paths(output=tmp_path / "people", state=tmp_path / "state")
+    scheduler = EncodeScheduler(FakePool(), window=2, crashed=crashed)
+    changes: list[int] = []
+    lib = Library(cfg, store)
+    return (
+        Intake(queue.Queue(), lib, scheduler, changed=lambda: changes.append(1), clock=clock),
+        scheduler,
+        changes,
+    )
+
+
+def test_a_settling_file_is_read_once_it_holds_still(tmp_path: Path) -> None:
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+    clock = Clock()
+    with Store(tmp_path / "state") as store:
+        take, scheduler, _ = intake(tmp_path, store, clock)
+        take.apply(Event(Kind.SETTLING, os.fsencode(photo)))
+        take.settle()  # first look: size and mtime noted
+        clock.now = SETTLE_SECONDS - 0.1
+        take.settle()
+        assert not scheduler.waiting
+        clock.now = SETTLE_SECONDS + 0.1
+        take.settle()
+        assert list(scheduler.waiting) == [os.fsencode(photo)]
+
+
+def test_a_growing_file_keeps_settling(tmp_path: Path) -> None:
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+    clock = Clock()
+    with Store(tmp_path / "state") as store:
+        take, scheduler, _ = intake(tmp_path, store, clock)
+        take.apply(Event(Kind.SETTLING, os.fsencode(photo)))
+        for step in range(1, 6):
+            clock.now = step * SETTLE_SECONDS
+            photo.write_bytes(b"x" * (step + 1))
+            take.settle()
+        assert not scheduler.waiting
+
+
+def test_a_deleted_file_is_forgotten_and_unqueued(tmp_path: Path) -> None:
+    path = os.fsencode(tmp_path / "a.jpg")
+    with Store(tmp_path / "state") as store:
+        store.images.record(
+            EncodeResult.found(path, FileStat(1, 1, "d"), (), size=(1, 1), detector="d", model="m")
+        )
+        take, scheduler, changes = intake(tmp_path, store, Clock())
+        take.apply(Event(Kind.READY, path))
+        take.apply(Event(Kind.GONE, path))
+        assert store.images.get(path) is None and not scheduler.waiting and changes == [1]
+
+
+def test_a_rename_moves_the_record(tmp_path: Path) -> None:
+    old, new = os.fsencode(tmp_path / "a.jpg"), os.fsencode(tmp_path / "b.jpg")
+    with Store(tmp_path / "state") as store:
+        store.images.record(
+            EncodeResult.found(old, FileStat(1, 1, "d"), (), size=(1, 1), detector="d", model="m")
+        )
+        take, scheduler, changes = intake(tmp_path, store, Clock())
+        take.apply(Event(Kind.MOVED, old, new))
+        assert store.images.get(new) is not None and not scheduler.waiting and changes == [1]
+
+
+def test_the_status_line_counts_reads_and_the_last_error() -> None:
+    counts = {"faces": 3, "people": 1, "errors": 1}
+    board = StatusBoard(lambda: counts, 0.0)
+    board.read(EncodeResult.failed(b"/p/bad.jpg", FileStat(), "corrupt", detector="d", model="m"))
+    assert (
+        board.line(2) == "2 queued, 1 read, 3 faces, 1 people, 1 unreadable; last: bad.jpg: corrupt"
+    )
