@@ -43,11 +43,17 @@ class FakePool:
         self.futures.clear()
 
 
-def test_at_most_window_files_are_in_flight() -> None:
+def queued(window: int, *paths: bytes) -> tuple[FakePool, EncodeScheduler]:
+    """A fake pool and a scheduler with `paths` waiting."""
     pool = FakePool()
-    s = EncodeScheduler(pool, window=2, crashed=crashed)
-    for p in (b"a", b"b", b"c"):
+    s = EncodeScheduler(pool, window=window, crashed=crashed)
+    for p in paths:
         s.add(p)
+    return pool, s
+
+
+def test_at_most_window_files_are_in_flight() -> None:
+    pool, s = queued(2, b"a", b"b", b"c")
     s.feed()
     assert pool.submitted == [b"a", b"b"] and s.full
     pool.finish(b"a")
@@ -57,19 +63,13 @@ def test_at_most_window_files_are_in_flight() -> None:
 
 
 def test_a_file_added_twice_is_read_once() -> None:
-    pool = FakePool()
-    s = EncodeScheduler(pool, window=4, crashed=crashed)
-    s.add(b"a")
-    s.add(b"a")
+    pool, s = queued(4, b"a", b"a")
     s.feed()
     assert pool.submitted == [b"a"]
 
 
 def test_a_crash_makes_suspects_that_are_retried_alone() -> None:
-    pool = FakePool()
-    s = EncodeScheduler(pool, window=4, crashed=crashed)
-    for p in (b"good", b"poison", b"later"):
-        s.add(p)
+    pool, s = queued(4, b"good", b"poison", b"later")
     s.feed()
     pool.die()  # the whole pool goes: every file in flight is lost
     assert s.harvest() == [] and pool.closed == 1
@@ -87,10 +87,7 @@ def test_a_crash_makes_suspects_that_are_retried_alone() -> None:
 
 
 def test_harvest_and_feed_never_block_while_a_suspect_is_read() -> None:
-    pool = FakePool()
-    s = EncodeScheduler(pool, window=2, crashed=crashed)
-    s.add(b"a")
-    s.add(b"b")
+    pool, s = queued(2, b"a", b"b")
     s.feed()
     pool.die()
     s.harvest()
@@ -101,10 +98,7 @@ def test_harvest_and_feed_never_block_while_a_suspect_is_read() -> None:
 
 
 def test_accept_skips_files_already_known() -> None:
-    pool = FakePool()
-    s = EncodeScheduler(pool, window=4, crashed=crashed)
-    s.add(b"known")
-    s.add(b"new")
+    pool, s = queued(4, b"known", b"new")
     s.feed(lambda path: path != b"known")
     assert pool.submitted == [b"new"]
 

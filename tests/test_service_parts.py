@@ -66,13 +66,19 @@ def intake(tmp_path: Path, store: Store, clock: Clock) -> tuple[Intake, EncodeSc
     )
 
 
-def test_a_settling_file_is_read_once_it_holds_still(tmp_path: Path) -> None:
+def settling(tmp_path: Path, store: Store, clock: Clock) -> tuple[Intake, EncodeScheduler, Path]:
+    """An intake told that a fresh file `a.jpg` is settling."""
     photo = tmp_path / "a.jpg"
     photo.write_bytes(b"x")
+    take, scheduler, _ = intake(tmp_path, store, clock)
+    take.apply(Event(Kind.SETTLING, os.fsencode(photo)))
+    return take, scheduler, photo
+
+
+def test_a_settling_file_is_read_once_it_holds_still(tmp_path: Path) -> None:
     clock = Clock()
     with Store(tmp_path / "state") as store:
-        take, scheduler, _ = intake(tmp_path, store, clock)
-        take.apply(Event(Kind.SETTLING, os.fsencode(photo)))
+        take, scheduler, photo = settling(tmp_path, store, clock)
         take.settle()  # first look: size and mtime noted
         clock.now = SETTLE_SECONDS - 0.1
         take.settle()
@@ -83,12 +89,9 @@ def test_a_settling_file_is_read_once_it_holds_still(tmp_path: Path) -> None:
 
 
 def test_a_growing_file_keeps_settling(tmp_path: Path) -> None:
-    photo = tmp_path / "a.jpg"
-    photo.write_bytes(b"x")
     clock = Clock()
     with Store(tmp_path / "state") as store:
-        take, scheduler, _ = intake(tmp_path, store, clock)
-        take.apply(Event(Kind.SETTLING, os.fsencode(photo)))
+        take, scheduler, photo = settling(tmp_path, store, clock)
         for step in range(1, 6):
             clock.now = step * SETTLE_SECONDS
             photo.write_bytes(b"x" * (step + 1))

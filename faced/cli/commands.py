@@ -4,6 +4,7 @@ an exit code. Errors are raised as FacedErrors; faced.cli.main turns them into m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -166,6 +167,16 @@ def _person(store: Store, token: str) -> int:
     return found
 
 
+@contextlib.contextmanager
+def _editing(cfg: Config) -> Iterator[Store]:
+    """The store for one correction (without the writer lock: a daemon may be running);
+    afterwards the edit is noted, and published now or by the running daemon."""
+    with Store(cfg.state, exclusive=False) as store:
+        yield store
+        store.touch_edits()
+    _after_edit(cfg)
+
+
 def _after_edit(cfg: Config) -> None:
     """Re-publish now, or leave it to the running daemon, which watches for edits."""
     if Store.owner_running(cfg.state):
@@ -187,11 +198,9 @@ def cmd_name(args: argparse.Namespace, cfg: Config) -> int:
     name = args.name.strip()
     if not sanitize_name(name):
         raise UsageError(f"{args.name!r} cannot be a folder name")
-    with Store(cfg.state, exclusive=False) as store:
+    with _editing(cfg) as store:
         pid = _person(store, args.person)
         store.people.set_name(pid, name)
-        store.touch_edits()
-    _after_edit(cfg)
     print(f"{default_folder(pid)} is now {name!r}")
     return EXIT_OK
 
@@ -200,13 +209,11 @@ def cmd_merge(args: argparse.Namespace, cfg: Config) -> int:
     cfg = _state(args, cfg)
     if len(args.people) < 2:
         raise UsageError("merge needs at least two people")
-    with Store(cfg.state, exclusive=False) as store:
+    with _editing(cfg) as store:
         ids = [_person(store, t) for t in args.people]
         if len(set(ids)) < len(ids):
             raise UsageError("the same person is named twice")
         store.people.merge(ids[0], ids[1:])
-        store.touch_edits()
-    _after_edit(cfg)
     others = ", ".join(default_folder(i) for i in ids[1:])
     print(f"merged {others} into {default_folder(ids[0])}")
     return EXIT_OK
@@ -214,7 +221,7 @@ def cmd_merge(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_reject(args: argparse.Namespace, cfg: Config) -> int:
     cfg = _state(args, cfg)
-    with Store(cfg.state, exclusive=False) as store:
+    with _editing(cfg) as store:
         pid = _person(store, args.person)
         image_ids = []
         for photo in args.photos:
@@ -227,8 +234,6 @@ def cmd_reject(args: argparse.Namespace, cfg: Config) -> int:
                 raise UsageError(f"{photo}: not a photo faced knows")
             image_ids.append(row.id)
         n = store.people.reject(pid, image_ids)
-        store.touch_edits()
-    _after_edit(cfg)
     print(f"{n} face(s) will not be {default_folder(pid)} again")
     return EXIT_OK
 
