@@ -33,3 +33,7 @@ class ModelError(FacedError):
 
 class StoreError(FacedError):
     """The state store is unusable (newer schema, corrupt database, locked by another writer)."""
+
+
+class OwnershipError(FacedError):
+    """A people folder is published by another faced state: two writers would undo each other."""

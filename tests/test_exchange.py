@@ -60,6 +60,6 @@ def test_import_needs_trust_and_then_skips_encoding(
     assert isinstance(status, dict) and (status["images"], status["faces"]) == (65, 66)
     # A scan of the same photos into that state reads nothing: the import stands for encoding.
     capsys.readouterr()
-    assert faced("scan", small.photos, "--output", tmp_path / "people", "--state", fresh) == 0
+    assert faced("scan", small.photos, "--output", tmp_path / "people2", "--state", fresh) == 0
     assert "0 photo(s) read, 65 unchanged" in capsys.readouterr().out
     assert len(people_folders(tmp_path / "people")) == 8

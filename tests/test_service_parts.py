@@ -7,6 +7,7 @@ import queue
 from pathlib import Path
 
 from faced.config import Config
+from faced.people.identity import same_faces
 from faced.pipeline.library import Library
 from faced.pipeline.scheduler import EncodeScheduler
 from faced.records import EncodeResult, FileStat
@@ -103,7 +104,8 @@ def test_a_deleted_file_is_forgotten_and_unqueued(tmp_path: Path) -> None:
     path = os.fsencode(tmp_path / "a.jpg")
     with Store(tmp_path / "state") as store:
         store.images.record(
-            EncodeResult.found(path, FileStat(1, 1, "d"), (), size=(1, 1), detector="d", model="m")
+            EncodeResult.found(path, FileStat(1, 1, "d"), (), size=(1, 1), detector="d", model="m"),
+            match=same_faces,
         )
         take, scheduler, changes = intake(tmp_path, store, Clock())
         take.apply(Event(Kind.READY, path))
@@ -115,7 +117,8 @@ def test_a_rename_moves_the_record(tmp_path: Path) -> None:
     old, new = os.fsencode(tmp_path / "a.jpg"), os.fsencode(tmp_path / "b.jpg")
     with Store(tmp_path / "state") as store:
         store.images.record(
-            EncodeResult.found(old, FileStat(1, 1, "d"), (), size=(1, 1), detector="d", model="m")
+            EncodeResult.found(old, FileStat(1, 1, "d"), (), size=(1, 1), detector="d", model="m"),
+            match=same_faces,
         )
         take, scheduler, changes = intake(tmp_path, store, Clock())
         take.apply(Event(Kind.MOVED, old, new))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from faced.errors import StoreError
+from faced.people.identity import same_faces
 from faced.pipeline.policy import ReclusterState
 from faced.records import EncodeResult, Face, FileStat
 from faced.store import Store
@@ -31,22 +32,25 @@ def face_ids(store: Store) -> list[int]:
 
 def test_record_is_idempotent_and_keeps_face_ids(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
-        store.images.record(result(b"/p/a.jpg", "h1", 2))
+        store.images.record(result(b"/p/a.jpg", "h1", 2), match=same_faces)
         first = face_ids(store)
         # Same content found again (say, touched: new mtime): same rows, nothing re-created.
-        assert store.images.record(result(b"/p/a.jpg", "h1", 2, mtime=2)) is False
+        assert (
+            store.images.record(result(b"/p/a.jpg", "h1", 2, mtime=2), match=same_faces).changed
+            is False
+        )
         assert face_ids(store) == first
         assert store.images.get(b"/p/a.jpg") is not None
         assert store.images.get(b"/p/a.jpg").mtime_ns == 2  # type: ignore[union-attr]
         # Changed content replaces the faces.
-        store.images.record(result(b"/p/a.jpg", "h2", 1))
+        store.images.record(result(b"/p/a.jpg", "h2", 1), match=same_faces)
         assert len(face_ids(store)) == 1 and face_ids(store)[0] not in first
 
 
 def test_forget_move_and_tree(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         for name in (b"/p/x/1.jpg", b"/p/x/2.jpg", b"/p/y.jpg"):
-            store.images.record(result(name, name.decode()))
+            store.images.record(result(name, name.decode()), match=same_faces)
         ids = face_ids(store)
         assert store.images.move(b"/p/y.jpg", b"/q/y.jpg")
         assert face_ids(store) == ids  # a rename keeps its faces
@@ -58,7 +62,7 @@ def test_forget_move_and_tree(tmp_path: Path) -> None:
 def test_any_file_name_round_trips(tmp_path: Path) -> None:
     weird = b"/p/caf\xe9 \n\xff.jpg"  # not UTF-8, with a newline
     with Store(tmp_path) as store:
-        store.images.record(result(weird, "h"))
+        store.images.record(result(weird, "h"), match=same_faces)
         assert list(store.images.all()) == [weird]
 
 
@@ -71,7 +75,7 @@ def test_one_writer_at_a_time(tmp_path: Path) -> None:
 def test_wal_schema_version_and_readonly(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        store.images.record(result(b"/p/a.jpg", "h"))
+        store.images.record(result(b"/p/a.jpg", "h"), match=same_faces)
     with Store(tmp_path, readonly=True) as ro:
         assert ro.counts(2)["faces"] == 1
         with pytest.raises(sqlite3.OperationalError):

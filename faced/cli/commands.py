@@ -73,7 +73,7 @@ def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
     cfg = cfg.with_paths(watch=roots, output=args.output, state=args.state)
     with Store(cfg.state) as store:
         lib = Library(cfg, store)
-        plan, _ = run_scan(lib, roots, encoder(cfg))
+        plan, _ = run_scan(lib, roots, encoder(cfg), forget_missing=args.forget_missing)
         counts = store.counts(cfg.clustering.min_faces)
     # The command's result goes to stdout (logs go to stderr), so -q still shows it and a
     # script can read it; logging it as a warning would flag a normal run in journald.

@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTOS_DIR")
     p.add_argument("--output", "-o", type=Path, required=True, metavar="PEOPLE_DIR")
+    p.add_argument(
+        "--forget-missing",
+        action="store_true",
+        help="a PHOTOS_DIR that is empty where it held photos is gone for good, not offline",
+    )
     p.set_defaults(func=c.cmd_scan)
 
     p = sub.add_parser(

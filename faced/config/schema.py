@@ -189,6 +189,26 @@ class PublishConfig:
 
 
 @dataclass(frozen=True)
+class LibraryConfig:
+    """What faced remembers of photos that go away."""
+
+    keep_decisions_days: float = setting(
+        90.0,
+        "A photo that goes away keeps what was decided about its faces (their person, and so "
+        "the name; rejections) this many days, by content: the same bytes coming back (a "
+        "remount, a move, a restore) get them back.",
+        lo=0.0,
+    )
+    offline_days: float = setting(
+        30.0,
+        "A watched folder that is missing or empty where it held photos (an unmounted share, "
+        "an unplugged disk) is offline: nothing in it is forgotten and the people folders stay "
+        "as they are for this many days, or until `faced scan --forget-missing`.",
+        lo=0.0,
+    )
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     """The long-running service (`faced run`)."""
 
@@ -244,6 +264,7 @@ class Config:
     detection: DetectionConfig = DetectionConfig()
     clustering: ClusteringConfig = ClusteringConfig()
     publish: PublishConfig = PublishConfig()
+    library: LibraryConfig = LibraryConfig()
     daemon: DaemonConfig = DaemonConfig()
     source: str = field(default=DEFAULT_SOURCE, metadata={"internal": True})
 

@@ -15,7 +15,7 @@ user rejected one of its faces there. People with folders are never merged autom
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -216,3 +216,50 @@ def place_new_faces(
                 taken.add((int(new_image_ids[row]), person))
                 break
     return out
+
+
+def same_faces(
+    old: Sequence[tuple[int, int, int, int]], new: Sequence[tuple[int, int, int, int]]
+) -> list[tuple[int, int]]:
+    """Pairs (old index, new index) of boxes (top, right, bottom, left) that frame the same
+    face of one photo: found again with other settings or another detector.
+
+    Two boxes are the same face when they overlap by at least SAME_FACE_IOU, or when each
+    one's centre lies inside the other (a detector that frames faces wider or tighter). Pairs
+    are taken best overlap first, each box at most once, so two faces side by side never
+    swap their decisions.
+    """
+    candidates = []
+    for i, a in enumerate(old):
+        for j, b in enumerate(new):
+            overlap = _iou(a, b)
+            if overlap >= SAME_FACE_IOU or (_centre_in(a, b) and _centre_in(b, a)):
+                candidates.append((-overlap, i, j))
+    pairs, used_old, used_new = [], set(), set()
+    for _, i, j in sorted(candidates):
+        if i not in used_old and j not in used_new:
+            pairs.append((i, j))
+            used_old.add(i)
+            used_new.add(j)
+    return pairs
+
+
+# Boxes of one face from two detectors or settings overlap far more than this; two faces side
+# by side in a group photo far less.
+SAME_FACE_IOU = 0.4
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    top, bottom = max(a[0], b[0]), min(a[2], b[2])
+    left, right = max(a[3], b[3]), min(a[1], b[1])
+    inter = max(0, bottom - top) * max(0, right - left)
+    area_a = (a[2] - a[0]) * (a[1] - a[3])
+    area_b = (b[2] - b[0]) * (b[1] - b[3])
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _centre_in(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """True if the centre of box `a` lies inside box `b`."""
+    cy, cx = (a[0] + a[2]) / 2, (a[1] + a[3]) / 2
+    return b[0] <= cy <= b[2] and b[3] <= cx <= b[1]

@@ -13,19 +13,22 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from faced.config import ClusteringConfig, Config
 from faced.faces.backends import detector_label, model_name
-from faced.people.identity import PeopleState, assign_people, place_new_faces
+from faced.people.identity import PeopleState, assign_people, place_new_faces, same_faces
 from faced.people.params import ClusterParams
 from faced.pipeline.edits import take_user_edits
 from faced.pipeline.planner import ScanPlan, ScanPlanner
 from faced.pipeline.policy import ReclusterPolicy
+from faced.pipeline.recover import adopt, foreign_folders, repair_markers
 from faced.publish.folders import Publisher
 from faced.publish.layout import plan_layout
-from faced.publish.observe import observe
+from faced.publish.observe import observe, user_folders
+from faced.publish.owner import Owner, claim
 from faced.records import EncodeResult
 from faced.store import MetaKey, Store
 
@@ -66,6 +69,28 @@ def best_of_clip(result: EncodeResult, cfg: Config) -> EncodeResult:
 
 
 @dataclass
+class Rereads:
+    """Photos read again with their bytes unchanged (new detection settings, another
+    detector, a faced upgrade), and how many of their faces kept what was decided."""
+
+    photos: int = 0
+    decided: int = 0  # faces that had a person or a rejection before
+    kept: int = 0  # of those, found again and given their person and rejections back
+
+    def log_once(self) -> None:
+        """One line for what was carried over since the last call, then start counting anew."""
+        if self.photos:
+            log.info(
+                "%d photo(s) re-read because detection settings changed; identities kept for "
+                "%d of %d faces",
+                self.photos,
+                self.kept,
+                self.decided,
+            )
+        self.photos = self.decided = self.kept = 0
+
+
+@dataclass
 class RefreshReport:
     """What one re-cluster and publish did."""
 
@@ -102,11 +127,13 @@ class Library:
         self.label = detector_label(cfg.detection)
         self.model = model_name(cfg.detection.detector)
         self.planner = ScanPlanner(cfg, store, self.label)
+        self.reread = Rereads()
         self.policy = ReclusterPolicy(store, cfg.daemon)
         # A state publishes to one people folder; edits made later by `faced name` and the
         # like must go there, whatever config they are run with.
         if store.meta.get(MetaKey.OUTPUT) != str(cfg.output):
             store.meta.set(MetaKey.OUTPUT, str(cfg.output))
+        self.state = store.state_id()
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -122,7 +149,12 @@ class Library:
             log.debug("%s: %d face(s)", os.fsdecode(result.path), len(result.faces))
         if any(f.frame_ms is not None for f in result.faces):
             result = best_of_clip(result, self.cfg)
-        return self.store.images.record(result)
+        done = self.store.images.record(result, match=same_faces)
+        if done.same_bytes:
+            self.reread.photos += 1
+            self.reread.decided += done.departed
+            self.reread.kept += done.inherited
+        return done.changed
 
     def apply_plan_bookkeeping(self, plan: ScanPlan) -> None:
         """Apply the moves and deletions a scan found (before encoding the rest)."""
@@ -144,8 +176,12 @@ class Library:
         """
         t0 = time.monotonic()
         report = RefreshReport()
-        edits = take_user_edits(self.store, self.cfg.output)
+        self.reread.log_once()
+        self.claim_people_dir()
+        repair_markers(self.store, self.cfg.output, self.state)
+        edits = take_user_edits(self.store, self.cfg, self.state)
         report.renamed, report.rejected = edits.renamed, edits.rejected
+        force = force or edits.assigned > 0
         if force or not self.policy.up_to_date():
             if incremental and not report.rejected and not self.policy.full_due():
                 self.place_new(report)
@@ -156,9 +192,20 @@ class Library:
             # Taken after clustering, which itself changes how many faces are unassigned.
             self.policy.clustered()
             report.clustered = True
+        adopt(
+            self.store,
+            self.cfg.output,
+            self.state,
+            foreign_folders(self.store, self.cfg.output, self.state),
+        )
         self.publish()
         report.seconds = time.monotonic() - t0
         return report
+
+    def claim_people_dir(self) -> None:
+        """Make sure this state owns the people folder (OwnershipError if another does)."""
+        me = Owner(self.state, str(self.cfg.state))
+        claim(self.cfg.output, me, lambda o: Store.identity_of(Path(o.state_dir)) == o.state_id)
 
     def decisions(self) -> PeopleState:
         """Merges, rejections and names, as the identity rules take them."""
@@ -223,14 +270,17 @@ class Library:
     def publish(self) -> int:
         """Write the people folder from the store. Returns the number of person folders."""
         p = self.cfg.publish
+        seen = observe(self.cfg.output, self.state)
         plans = plan_layout(
             self.store.people.entries(),
             self.store.people.unknown_images(),
             min_faces=self.cfg.clustering.min_faces,
             unknown=p.unknown,
             montage_faces=p.montage_faces,
+            user_files={pid: f.user_names for pid, f in seen.items()},
+            user_folders=frozenset(user_folders(self.cfg.output)),
         )
-        publisher = Publisher(self.cfg.output, self.store.faces.thumbs, p.montage_tile)
-        applied = publisher.apply(plans, self.store.published.folders(), observe(self.cfg.output))
+        publisher = Publisher(self.cfg.output, self.store.faces.thumbs, p.montage_tile, self.state)
+        applied = publisher.apply(plans, self.store.published.folders(), seen)
         self.store.published.save(applied, {pl.person_id: pl.links for pl in plans})
         return len(plans) - 1

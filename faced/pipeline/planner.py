@@ -2,12 +2,16 @@
 
 A file is read again only if it is new, changed (size or mtime), was found with other
 detection settings, or killed its worker last time. A new path whose content is a vanished
-record's is a rename, not a new photo.
+record's is a rename, not a new photo. A watched folder that is missing, or empty where the
+store holds photos, is offline (an unmounted share, an unplugged disk): nothing under it is
+forgotten until it returns, `library.offline_days` pass, or the user says so.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +21,9 @@ from faced.errors import ImageError
 from faced.faces.decode import file_digest
 from faced.pipeline.discover import walk
 from faced.records import CRASHED
-from faced.store import ImageRow, Store
+from faced.store import ImageRow, MetaKey, Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,16 +58,23 @@ class ScanPlanner:
         """Folders never scanned even when inside a watched folder: faced's own."""
         return [self.cfg.output, self.cfg.state]
 
-    def plan(self, roots: Iterable[Path]) -> ScanPlan:
-        """Compare the files below `roots` with the store."""
+    def plan(self, roots: Iterable[Path], *, forget_missing: bool = False) -> ScanPlan:
+        """Compare the files below `roots` with the store. With `forget_missing`, an offline
+        root's photos are forgotten at once (the user says they are gone for good)."""
         roots = list(roots)
         found = {
             p: (s, m) for p, s, m in walk(roots, self.cfg.images, self.excluded(), self.cfg.video)
         }
         known = self.store.images.all()
-        prefixes = [os.fsencode(os.path.abspath(r)).rstrip(b"/") + b"/" for r in roots]
+        prefixes = [_prefix(r) for r in roots]
+        offline = OfflineRoots(self.store, self.cfg.library.offline_days)
+        online = [
+            x
+            for r, x in zip(roots, prefixes, strict=True)
+            if not offline.check(r, x, found, known, forget=forget_missing)
+        ]
         plan = ScanPlan()
-        plan.gone = [p for p in known if p not in found and any(p.startswith(x) for x in prefixes)]
+        plan.gone = [p for p in known if p not in found and any(p.startswith(x) for x in online)]
         for path, (size, mtime) in found.items():
             if self.needs_encoding(known.get(path), size, mtime):
                 plan.todo.append(path)
@@ -102,3 +115,61 @@ class ScanPlanner:
         plan.todo = [p for p in plan.todo if p not in moved_to]
         plan.gone = [p for p in plan.gone if p not in moved_from]
         return moves
+
+
+def _prefix(root: Path) -> bytes:
+    return os.fsencode(os.path.abspath(root)).rstrip(b"/") + b"/"
+
+
+class OfflineRoots:
+    """Which watched folders are offline, remembered in the store (MetaKey.OFFLINE) so that
+    going offline and coming back are each logged once."""
+
+    def __init__(self, store: Store, grace_days: float) -> None:
+        self.store = store
+        self.grace = grace_days * 86400
+
+    def check(
+        self,
+        root: Path,
+        prefix: bytes,
+        found: dict[bytes, tuple[int, int]],
+        known: dict[bytes, ImageRow],
+        *,
+        forget: bool,
+    ) -> bool:
+        """True if `root` is offline and its records must be kept as they are."""
+        since = self.store.meta.get_json(MetaKey.OFFLINE) or {}
+        key = str(root)
+        held = sum(1 for p in known if p.startswith(prefix))
+        empty = not any(p.startswith(prefix) for p in found)
+        if not (held and empty):
+            if key in since:
+                log.info("%s is back online", root)
+                self._save({k: v for k, v in since.items() if k != key})
+            return False
+        if forget:
+            log.warning("%s is missing or empty: forgetting its %d photo(s), as asked", root, held)
+            self._save({k: v for k, v in since.items() if k != key})
+            return False
+        first = float(since.get(key, time.time()))
+        if key not in since:
+            log.warning(
+                "%s is missing or empty but held %d photo(s): treated as offline (an unmounted "
+                "share or disk?); nothing is forgotten until it returns. If they are gone for "
+                "good: faced scan %s --forget-missing",
+                root,
+                held,
+                root,
+            )
+            self._save({**since, key: first})
+        if time.time() - first >= self.grace:
+            log.warning(
+                "%s has been offline %.0f days: forgetting its photos", root, self.grace / 86400
+            )
+            self._save({k: v for k, v in since.items() if k != key})
+            return False
+        return True
+
+    def _save(self, since: dict[str, float]) -> None:
+        self.store.meta.set_json(MetaKey.OFFLINE, since)

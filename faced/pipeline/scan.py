@@ -54,9 +54,12 @@ def local_encoder(cfg: Config) -> Encode:
     return encode
 
 
-def run_scan(lib: Library, roots: list[Path], encode: Encode) -> tuple[ScanPlan, RefreshReport]:
-    """Plan, apply moves and deletions, encode (through `encode`), record, refresh."""
-    plan = lib.planner.plan(roots)
+def run_scan(
+    lib: Library, roots: list[Path], encode: Encode, *, forget_missing: bool = False
+) -> tuple[ScanPlan, RefreshReport]:
+    """Plan, apply moves and deletions, encode (through `encode`), record, refresh.
+    `forget_missing`: see ScanPlanner.plan."""
+    plan = lib.planner.plan(roots, forget_missing=forget_missing)
     lib.apply_plan_bookkeeping(plan)
     for result in encode(plan.todo):
         lib.record(result)

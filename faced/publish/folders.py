@@ -5,9 +5,12 @@ renameat2(RENAME_EXCHANGE), so a reader (a file manager, Samba, a photo frame) s
 folder or the new one, never half of one. Where the kernel or filesystem cannot exchange, the
 old folder is renamed away first: the name is briefly missing, but still never half-built.
 
-faced owns, inside a person folder: the symlinks, montage.jpg and the hidden marker file that
-says which person the folder is. Anything else a user puts there is carried over to the new
-folder, and a folder with foreign files is never deleted.
+faced owns, inside a person folder, only what its marker lists: the symlinks it made,
+montage.jpg, and the marker itself (faced.publish.observe). Everything else a user puts there,
+whatever its name or type (their own symlinks included), is carried over to the new folder;
+faced never deletes it, and a folder that still holds such files is never removed. Anything the
+staging area holds that is not faced's (after a crash, or a folder the user renamed into it) is
+moved back into view, never deleted.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import ctypes
 import errno
 import logging
 import os
-import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -27,12 +29,24 @@ import numpy as np
 from imutils import build_montages
 
 from faced.publish.layout import FolderPlan
-from faced.publish.observe import MARKER, MONTAGE, STAGING, SeenFolder, read_marker
+from faced.publish.observe import (
+    MONTAGE,
+    STAGING,
+    Marker,
+    SeenFolder,
+    read_marker,
+    write_marker,
+)
 
 log = logging.getLogger(__name__)
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
+
+
+def release(folder: Path) -> None:
+    """Take faced's files out of a folder; the folder stays if the user has files in it."""
+    Publisher._remove_ours(folder)
 
 
 def exchange(a: Path, b: Path) -> None:
@@ -47,15 +61,20 @@ def exchange(a: Path, b: Path) -> None:
 
 
 class Publisher:
-    """Applies plans to one PEOPLE_DIR. `thumbs` returns JPEG crops for face ids."""
+    """Applies plans to one PEOPLE_DIR for one state. `thumbs` returns JPEG crops by face id."""
 
     def __init__(
-        self, people_dir: Path, thumbs: Callable[[list[int]], dict[int, bytes]], tile: int
+        self,
+        people_dir: Path,
+        thumbs: Callable[[list[int]], dict[int, bytes]],
+        tile: int,
+        state: str,
     ) -> None:
         self.root = people_dir
         self.staging = people_dir / STAGING
         self.thumbs = thumbs
         self.tile = tile
+        self.state = state
 
     def apply(
         self,
@@ -63,17 +82,18 @@ class Publisher:
         published: dict[int, tuple[str, str]],
         seen: dict[int, SeenFolder],
     ) -> dict[int, tuple[str, str]]:
-        """Bring every planned folder up to date and drop faced folders no longer planned.
+        """Bring every planned folder up to date and take faced's files out of folders no
+        longer planned.
 
         `published` is what was applied last time (person id -> (folder, signature)); the
         return value is the same for now. A folder whose signature and name are unchanged
         and that is still on disk is left alone.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        self._clear_staging()
+        self._clear_staging(published)
         planned = {p.person_id for p in plans}
         for person_id, folder in seen.items():
-            if person_id not in planned:
+            if person_id not in planned and not folder.hidden:
                 self._remove_ours(self.root / folder.folder)
         result: dict[int, tuple[str, str]] = {}
         for plan in plans:
@@ -92,17 +112,35 @@ class Publisher:
             self.staging.rmdir()
         return result
 
-    def _clear_staging(self) -> None:
-        """Remove what an interrupted run left in the staging area (only faced writes there)."""
-        if self.staging.exists():
-            shutil.rmtree(self.staging, ignore_errors=True)
+    def _clear_staging(self, published: dict[int, tuple[str, str]]) -> None:
+        """Clean what an interrupted run left in the staging area: faced's files go, anything
+        else is moved back into view. A person folder the user renamed to the staging area's
+        name goes back to its published name."""
+        marker = read_marker(self.staging)
+        if marker is not None:
+            name = published.get(marker.person_id, (f"person_{marker.person_id:04d}", ""))[0]
+            dest = self._free(self.root / name)
+            log.warning("%s is a person folder; renamed back to %s", self.staging, dest.name)
+            os.rename(self.staging, dest)
         self.staging.mkdir(exist_ok=True)
+        for entry in list(os.scandir(self.staging)):
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                # A build interrupted before its marker holds only what faced wrote.
+                self._remove_ours(
+                    path, Marker(0, self.state) if read_marker(path) is None else None
+                )
+                if path.exists():
+                    self._rescue(path)
+            else:
+                self._rescue(path)
 
     def _write(self, plan: FolderPlan, current: SeenFolder | None) -> bool:
         target = self.root / plan.folder
-        if target.exists() or target.is_symlink():
-            owner = read_marker(target) if target.is_dir() and not target.is_symlink() else None
-            if owner != plan.person_id:
+        old = self.root / current.folder if current else None
+        if (target.exists() or target.is_symlink()) and target != old:
+            marker = read_marker(target) if target.is_dir() and not target.is_symlink() else None
+            if marker is None or marker.person_id != plan.person_id:
                 log.warning(
                     "%s exists and is not faced's folder for this person; left alone", target
                 )
@@ -110,11 +148,7 @@ class Publisher:
         build = self.staging / f"{plan.person_id}-{uuid.uuid4().hex[:8]}"
         build.mkdir()
         self._fill(build, plan, target)
-        old = self.root / current.folder if current else None
-        if old is not None and old != target:
-            self._carry_foreign(old, build)
         if target.exists():
-            self._carry_foreign(target, build)
             try:
                 exchange(build, target)
             except OSError:
@@ -122,10 +156,15 @@ class Publisher:
                 target.rename(aside)
                 build.rename(target)
                 build = aside
+            # `build` now holds the folder as it was: the user's files move into the new one.
+            self._carry_user_files(build, target)
             self._remove_ours(build)
+            if build.exists():
+                self._rescue(build)
         else:
             build.rename(target)
         if old is not None and old != target:
+            self._carry_user_files(old, target)
             self._remove_ours(old)
         log.debug("published %s (%d photos)", plan.folder, len(plan.links))
         return True
@@ -135,12 +174,13 @@ class Publisher:
         for name, image_id in plan.links.items():
             dest = os.path.realpath(plan.targets[image_id])
             os.symlink(os.path.relpath(dest, base), os.path.join(os.fsencode(build), name))
-        if plan.montage_faces:
-            self._montage(build / MONTAGE, list(plan.montage_faces))
+        montage = bool(plan.montage_faces) and self._montage(
+            build / MONTAGE, list(plan.montage_faces)
+        )
         # The marker is written last: a folder with a marker is complete.
-        (build / MARKER).write_text(f"{plan.person_id}\n", encoding="ascii")
+        write_marker(build, Marker(plan.person_id, self.state, frozenset(plan.links), montage))
 
-    def _montage(self, path: Path, face_ids: list[int]) -> None:
+    def _montage(self, path: Path, face_ids: list[int]) -> bool:
         crops = self.thumbs(face_ids)
         images = []
         for fid in face_ids:
@@ -149,43 +189,69 @@ class Publisher:
                 if img is not None:
                     images.append(img)
         if not images:
-            return
+            return False
         cols = min(5, len(images))
         rows = min(5, -(-len(images) // cols))
         montage = build_montages(images, (self.tile, self.tile), (cols, rows))[0]
         ok, data = cv2.imencode(".jpg", montage, [cv2.IMWRITE_JPEG_QUALITY, 88])
         if ok:
             path.write_bytes(data.tobytes())
+        return bool(ok)
 
     @staticmethod
-    def _carry_foreign(old: Path, build: Path) -> None:
-        """Move files a user put into a faced folder over to its replacement."""
+    def _carry_user_files(old: Path, new: Path) -> None:
+        """Move everything of the user's in `old` (all that its marker does not list) into
+        `new`; a name faced now uses too gets a suffix, the user's file is never replaced."""
+        marker = read_marker(old)
         try:
             entries = list(os.scandir(old))
         except OSError:
             return
         for e in entries:
-            if e.is_symlink() or e.name in (MONTAGE, MARKER):
+            name = os.fsencode(e.name)
+            if marker is not None and marker.owns(name, e.is_symlink()):
                 continue
-            dest = build / e.name
-            if not dest.exists():
-                with contextlib.suppress(OSError):
-                    os.rename(e.path, dest)
+            dest = Publisher._free(new / e.name)
+            if dest.name != e.name:
+                log.warning("%s: your %r kept as %r (the name is taken)", new, e.name, dest.name)
+            try:
+                os.rename(e.path, dest)
+            except OSError as exc:
+                log.warning("could not carry %s over to %s: %s", e.path, new, exc)
 
     @staticmethod
-    def _remove_ours(folder: Path) -> None:
-        """Delete faced's files in `folder` and the folder if nothing else is left in it."""
-        if read_marker(folder) is None and folder.parent.name != STAGING:
+    def _free(path: Path) -> Path:
+        """`path`, or the first of "name (2).ext", "name (3).ext"... that does not exist."""
+        n = 1
+        candidate = path
+        while candidate.exists() or candidate.is_symlink():
+            n += 1
+            candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
+        return candidate
+
+    def _rescue(self, path: Path) -> None:
+        """Move something that is not faced's out of the staging area, into view."""
+        dest = self._free(self.root / "rescued by faced")
+        log.warning("%s held files faced did not make; moved to %s", path, dest)
+        os.rename(path, dest)
+
+    @staticmethod
+    def _remove_ours(folder: Path, marker: Marker | None = None) -> None:
+        """Delete what faced made in `folder` (as its marker, or `marker`, lists) and the
+        folder itself if nothing else is left in it."""
+        marker = marker or read_marker(folder)
+        if marker is None:
             return
         try:
             entries = list(os.scandir(folder))
         except OSError:
             return
         for e in entries:
-            if e.is_symlink() or e.name in (MONTAGE, MARKER):
+            if marker.owns(os.fsencode(e.name), e.is_symlink()):
                 with contextlib.suppress(OSError):
                     os.unlink(e.path)
         try:
             folder.rmdir()
         except OSError:
-            log.warning("%s still holds files faced did not create; left in place", folder)
+            if folder.parent.name != STAGING:
+                log.warning("%s still holds files faced did not create; left in place", folder)

@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from faced.records import PersonEntry
@@ -69,13 +70,16 @@ def sanitize_name(name: str) -> str:
     return name
 
 
-def folder_names(people: list[PersonEntry], unknown: str) -> dict[int, str]:
+def folder_names(
+    people: list[PersonEntry], unknown: str, taken: frozenset[str] = frozenset()
+) -> dict[int, str]:
     """A unique folder name per person: its sanitised name, else person_NNNN.
 
     Two people whose names collide (after sanitising, ignoring case, as Samba and macOS do) are
-    told apart by their id; nobody may take the unknown folder's name or another's default name.
+    told apart by their id; nobody may take the unknown folder's name, another's default name,
+    or a name in `taken` (the user's own folders).
     """
-    used = {unknown.casefold()}
+    used = {unknown.casefold()} | {t.casefold() for t in taken}
     out: dict[int, str] = {}
     named = sorted(
         (p for p in people if p.name and sanitize_name(p.name)), key=lambda p: p.person_id
@@ -96,23 +100,24 @@ def folder_names(people: list[PersonEntry], unknown: str) -> dict[int, str]:
     return out
 
 
-def link_names(images: dict[int, bytes]) -> dict[bytes, int]:
-    """Unique link names for photos, from their file names: "a.jpg", "a (2).jpg", ...
+def link_names(images: dict[int, bytes], taken: frozenset[bytes] = frozenset()) -> dict[bytes, int]:
+    """Unique link names for photos, from their file names: "a.jpg", "a (2).jpg", ...; never
+    a name in `taken` (the user's own files in the folder: theirs stay, faced's link moves).
 
     Deterministic: photos are numbered in path order, so the same set gives the same names.
     """
     out: dict[bytes, int] = {}
-    taken: set[bytes] = set(n.encode() for n in RESERVED)
+    used = {n.encode() for n in RESERVED} | {n.lower() for n in taken}
     for image_id, path in sorted(images.items(), key=lambda kv: (kv[1], kv[0])):
         base = os.path.basename(path) or b"photo"
         if base.startswith(b"."):
             base = b"_" + base[1:]  # a hidden link would be invisible in a file manager
         stem, ext = os.path.splitext(base)
         name, n = base, 1
-        while name.lower() in taken:
+        while name.lower() in used:
             n += 1
             name = stem + f" ({n})".encode() + ext
-        taken.add(name.lower())
+        used.add(name.lower())
         out[name] = image_id
     return out
 
@@ -132,26 +137,40 @@ def plan_layout(
     min_faces: int,
     unknown: str,
     montage_faces: int,
+    user_files: Mapping[int, frozenset[bytes]] | None = None,
+    user_folders: frozenset[str] = frozenset(),
 ) -> list[FolderPlan]:
     """The folders PEOPLE_DIR should hold: one per person with enough faces, plus unknown.
 
     A person below `min_faces` gets no folder: its photos are listed in the unknown folder.
+    `user_files` are the names of the user's own files in each person's folder, and
+    `user_folders` the user's own folders in PEOPLE_DIR: faced's links and folders take
+    other names.
     """
+    user_files = user_files or {}
     shown = [p for p in people if len(p.face_ids) >= min_faces]
-    hidden = [p for p in people if len(p.face_ids) < min_faces]
-    names = folder_names(shown, unknown)
+    small = [p for p in people if len(p.face_ids) < min_faces]
+    names = folder_names(shown, unknown, user_folders)
     plans = [
         FolderPlan(
             p.person_id,
             names[p.person_id],
-            link_names(p.images),
+            link_names(p.images, user_files.get(p.person_id, frozenset())),
             dict(p.images),
             pick_montage(p.face_ids, montage_faces),
         )
         for p in sorted(shown, key=lambda p: p.person_id)
     ]
     leftover = dict(unknown_images)
-    for p in hidden:
+    for p in small:
         leftover.update(p.images)
-    plans.append(FolderPlan(UNKNOWN_ID, unknown, link_names(leftover), leftover, ()))
+    plans.append(
+        FolderPlan(
+            UNKNOWN_ID,
+            unknown,
+            link_names(leftover, user_files.get(UNKNOWN_ID, frozenset())),
+            leftover,
+            (),
+        )
+    )
     return plans

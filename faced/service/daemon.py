@@ -188,7 +188,7 @@ class Daemon:
 
     def reconcile(self, roots: Iterable[Path] | None = None, *, all_folders: bool = False) -> None:
         """Compare folders (or every watched folder) with the store: see Intake.reconcile."""
-        watched = [w.path for w in self.cfg.watch if w.path.is_dir()]
+        watched = [w.path for w in self.cfg.watch]  # a missing one is offline, not empty
         self.intake.reconcile(watched if all_folders else list(roots or []))
 
     def status_line(self) -> str:

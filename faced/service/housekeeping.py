@@ -30,7 +30,7 @@ class Housekeeping:
         `status()` reports the status line."""
         self.watcher = watcher
         self.store = store
-        self.edit_watch = EditWatch(store, people_dir)
+        self.edit_watch = EditWatch(store, people_dir, store.state_id())
         self.reconcile = reconcile
         self.edited = edited
         self.status = status

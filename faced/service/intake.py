@@ -79,6 +79,9 @@ class Intake:
             if self.store.images.forget([event.path]):
                 log.info("removed %s", os.fsdecode(event.path))
                 self.changed()
+        elif event.kind is Kind.GONE_TREE and self._is_root(event.path):
+            # A watched folder itself went (unmounted, moved away): offline, not deleted.
+            self.reconcile([Path(os.fsdecode(event.path))])
         elif event.kind is Kind.GONE_TREE:
             gone = self.store.images.forget_tree(event.path)
             if gone:
@@ -86,6 +89,9 @@ class Intake:
                 self.changed()
         elif event.kind is Kind.NEW_TREE:
             self.reconcile([Path(os.fsdecode(event.path))])
+
+    def _is_root(self, path: bytes) -> bool:
+        return any(os.fsencode(w.path) == path.rstrip(b"/") for w in self.lib.cfg.watch)
 
     def reconcile(self, folders: list[Path]) -> None:
         """Compare `folders` with the store: queue what is new or changed, apply moves, forget

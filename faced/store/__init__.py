@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 
+from faced.errors import StoreError
 from faced.records import Status
 from faced.store.db import DB_NAME, Db
 from faced.store.faces import FaceRow, Faces, FaceTable
@@ -62,6 +64,26 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def state_id(self) -> str:
+        """This state's identity (made the first time it is asked for): what the people folder
+        it publishes records as its owner."""
+        found = self.meta.get(MetaKey.STATE_ID)
+        if found is None:
+            found = uuid.uuid4().hex
+            self.meta.set(MetaKey.STATE_ID, found)
+        return found
+
+    @staticmethod
+    def identity_of(state_dir: Path) -> str | None:
+        """The identity of the state in `state_dir`, or None if there is no state there."""
+        if not (state_dir / DB_NAME).is_file():
+            return None
+        try:
+            with Store(state_dir, readonly=True) as other:
+                return other.meta.get(MetaKey.STATE_ID)
+        except (StoreError, sqlite3.Error):
+            return None
 
     def touch_edits(self) -> None:
         """Note that a person was named, merged or corrected (the daemon polls this)."""

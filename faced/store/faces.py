@@ -82,6 +82,15 @@ class Faces:
             for r in rows
         ]
 
+    def of_image(self, image_id: int) -> list[tuple[int, int | None]]:
+        """(face id, person id or None) of an image's faces, the largest first."""
+        rows = self.db.conn.execute(
+            "SELECT id, person_id FROM faces WHERE image_id = ?"
+            " ORDER BY (box_bottom - box_top) * (box_right - box_left) DESC, id",
+            (image_id,),
+        )
+        return [(int(r[0]), r[1]) for r in rows]
+
     def thumbs(self, face_ids: Iterable[int]) -> dict[int, bytes]:
         """JPEG crops of the given faces."""
         ids = list(face_ids)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from faced.records import EncodeResult, Status
+from faced.records import Box, EncodeResult, Status
 from faced.store.db import Db
+
+# Pairs (index in the first list, index in the second) of boxes that are the same face: how
+# decisions about faces that departed find the faces found again in the same bytes.
+Match = Callable[[Sequence[Box], Sequence[Box]], list[tuple[int, int]]]
 
 _COLUMNS = "id, path, size, mtime_ns, digest, status, detector, reason"
 
@@ -33,6 +38,72 @@ class ImageRow:
         return cls(r[0], bytes(r[1]), r[2], r[3], r[4], Status(r[5]), r[6], r[7])
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What recording one result did."""
+
+    changed: bool  # faces changed: people must be brought up to date
+    same_bytes: bool = False  # the path held these very bytes before (read again)
+    departed: int = 0  # faces of the old record that left decisions behind
+    inherited: int = 0  # new faces that took over a departed face's decisions
+
+
+def _depart(c: sqlite3.Connection, image_id: int, digest: str | None, now: float) -> int:
+    """Keep what was decided about an image's faces (their person, their rejections) under
+    its content hash, before its face rows go. Returns how many faces had decisions."""
+    if digest is None:
+        return 0
+    return c.execute(
+        "INSERT INTO departed (digest, box_top, box_right, box_bottom, box_left, person_id,"
+        " rejected, since) SELECT ?, f.box_top, f.box_right, f.box_bottom, f.box_left,"
+        " f.person_id, COALESCE((SELECT group_concat(r.person_id) FROM rejections r"
+        " WHERE r.face_id = f.id), ''), ? FROM faces f WHERE f.image_id = ?"
+        " AND (f.person_id IS NOT NULL"
+        " OR EXISTS (SELECT 1 FROM rejections r WHERE r.face_id = f.id))",
+        (digest, now, image_id),
+    ).rowcount
+
+
+def _survivor(c: sqlite3.Connection, person_id: int) -> int:
+    """Follow merges to the person who holds `person_id`'s faces now."""
+    seen = set()
+    while person_id not in seen:
+        seen.add(person_id)
+        row = c.execute("SELECT merged_into FROM people WHERE id = ?", (person_id,)).fetchone()
+        if row is None or row[0] is None:
+            return person_id
+        person_id = int(row[0])
+    return person_id
+
+
+def _inherit(
+    c: sqlite3.Connection, digest: str, new_faces: list[tuple[int, Box]], match: Match
+) -> int:
+    """Give new faces the decisions departed faces of the same bytes left. Returns how many."""
+    rows = c.execute(
+        "SELECT rowid, box_top, box_right, box_bottom, box_left, person_id, rejected"
+        " FROM departed WHERE digest = ?",
+        (digest,),
+    ).fetchall()
+    if not rows or not new_faces:
+        return 0
+    pairs = match([tuple(r[1:5]) for r in rows], [box for _, box in new_faces])
+    for old, new in pairs:
+        rowid, person, rejected = rows[old][0], rows[old][5], rows[old][6]
+        face_id = new_faces[new][0]
+        refused = {_survivor(c, int(p)) for p in rejected.split(",") if p}
+        for p in refused:
+            c.execute(
+                "INSERT OR IGNORE INTO rejections (face_id, person_id) VALUES (?, ?)", (face_id, p)
+            )
+        if person is not None and (survivor := _survivor(c, int(person))) not in refused:
+            c.execute("UPDATE faces SET person_id = ? WHERE id = ?", (survivor, face_id))
+            # A person left without faces was retired; their face is back, and so are they.
+            c.execute("UPDATE people SET retired = NULL WHERE id = ?", (survivor,))
+        c.execute("DELETE FROM departed WHERE rowid = ?", (rowid,))
+    return len(pairs)
+
+
 class Images:
     """Files and what was found in them; recording a result replaces its faces."""
 
@@ -51,11 +122,15 @@ class Images:
         ).fetchone()
         return ImageRow.of(r) if r else None
 
-    def record(self, result: EncodeResult) -> bool:
+    def record(self, result: EncodeResult, *, match: Match) -> Recorded:
         """Store what a worker found for a file, replacing what was known of that path.
 
-        Returns True if faces changed. The same content at the same path, found the same way,
-        keeps its face rows (and with them people, rejections): only size and mtime move.
+        The same content at the same path, found the same way, keeps its face rows (and with
+        them people, rejections): only size and mtime move. Otherwise the old faces leave
+        their decisions behind (`departed`, by content hash), and the new faces take over the
+        decisions left by faces in the same bytes that `match(old boxes, new boxes)` pairs
+        with them: a re-read with other settings, a photo back from a remount or a restore.
+        One transaction.
         """
         now = time.time()
         f = result.file
@@ -74,8 +149,10 @@ class Images:
                     "UPDATE images SET size = ?, mtime_ns = ?, updated = ? WHERE id = ?",
                     (f.size, f.mtime_ns, now, old[0]),
                 )
-                return False
+                return Recorded(changed=False)
+            departed = 0
             if old is not None:
+                departed = _depart(c, old[0], old[1], now)
                 c.execute("DELETE FROM images WHERE id = ?", (old[0],))
             cur = c.execute(
                 "INSERT INTO images (path, size, mtime_ns, digest, status, reason, width, height,"
@@ -95,6 +172,7 @@ class Images:
                 ),
             )
             image_id = cur.lastrowid
+            new_faces: list[tuple[int, Box]] = []
             for face in result.faces:
                 fc = c.execute(
                     "INSERT INTO faces (image_id, box_top, box_right, box_bottom, box_left,"
@@ -108,34 +186,56 @@ class Images:
                         face.frame_ms,
                     ),
                 )
+                assert fc.lastrowid is not None
+                new_faces.append((fc.lastrowid, face.box))
                 c.execute(
                     "INSERT INTO thumbs (face_id, jpeg) VALUES (?, ?)", (fc.lastrowid, face.thumb)
                 )
-            return bool(result.faces) or (old is not None and old[2] == Status.FACES.value)
+            inherited = _inherit(c, f.digest, new_faces, match) if f.digest else 0
+            changed = bool(result.faces) or (old is not None and old[2] == Status.FACES.value)
+            same = old is not None and f.digest is not None and old[1] == f.digest
+            return Recorded(changed, same_bytes=same, departed=departed, inherited=inherited)
 
     def forget(self, paths: Iterable[bytes]) -> int:
-        """Drop the records (and faces) of files that are gone. Returns how many were known."""
+        """Drop the records (and faces) of files that are gone, keeping what was decided about
+        their faces by content hash (`departed`). Returns how many were known."""
         n = 0
+        now = time.time()
         with self.db.transaction() as c:
             for p in paths:
-                n += c.execute("DELETE FROM images WHERE path = ?", (p,)).rowcount
+                row = c.execute("SELECT id, digest FROM images WHERE path = ?", (p,)).fetchone()
+                if row is not None:
+                    _depart(c, row[0], row[1], now)
+                    n += c.execute("DELETE FROM images WHERE id = ?", (row[0],)).rowcount
         return n
 
-    def forget_tree(self, folder: bytes) -> list[bytes]:
-        """Drop every record at or below `folder` (a deleted or moved-away directory)."""
+    def under(self, folder: bytes) -> list[bytes]:
+        """Paths of every record at or below `folder`."""
         prefix = folder.rstrip(b"/") + b"/"
         rows = self.db.conn.execute(
             "SELECT path FROM images WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
         ).fetchall()
-        gone = [bytes(r[0]) for r in rows]
+        return [bytes(r[0]) for r in rows]
+
+    def forget_tree(self, folder: bytes) -> list[bytes]:
+        """Forget every record at or below `folder` (a deleted or moved-away directory)."""
+        gone = self.under(folder)
         self.forget(gone)
         return gone
 
     def move(self, old: bytes, new: bytes) -> bool:
         """Re-point a record at a file's new path (a rename), keeping its faces and people."""
         with self.db.transaction() as c:
-            c.execute("DELETE FROM images WHERE path = ?", (new,))
+            replaced = c.execute("SELECT id, digest FROM images WHERE path = ?", (new,)).fetchone()
+            if replaced is not None:
+                _depart(c, replaced[0], replaced[1], time.time())
+                c.execute("DELETE FROM images WHERE id = ?", (replaced[0],))
             return c.execute("UPDATE images SET path = ? WHERE path = ?", (new, old)).rowcount > 0
+
+    def purge_departed(self, before: float) -> int:
+        """Let go of decisions about photos gone since before `before` (epoch seconds)."""
+        with self.db.transaction() as c:
+            return c.execute("DELETE FROM departed WHERE since < ?", (before,)).rowcount
 
     def paths_with_faces(self) -> dict[int, bytes]:
         """Image id to path, for every image with faces."""

@@ -15,6 +15,8 @@ class MetaKey(str, enum.Enum):
     OUTPUT = "output"  # the people folder this state publishes to
     RECLUSTER = "recluster"  # the re-cluster policy's record (faced.pipeline.policy), JSON
     EDITED = "edited"  # when `faced name`/`merge`/`reject` last changed something
+    OFFLINE = "offline"  # watched folders found missing or empty: {folder: since}, JSON
+    STATE_ID = "state_id"  # this state's identity, written into the people folder it owns
 
 
 class Meta:

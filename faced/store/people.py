@@ -20,7 +20,8 @@ class PersonSummary:
     name: str | None
     faces: int
     photos: int
-    folder: str | None  # as last published; None: no folder (too few faces)
+    folder: str | None  # as last published; None: no folder (too few faces, or hidden)
+    hidden: bool
 
 
 class People:
@@ -85,10 +86,12 @@ class People:
         return len(changed), len(new_people)
 
     def entries(self) -> list[PersonEntry]:
-        """Every person with faces: id, name, face ids (oldest first) and photos."""
+        """Every person with faces, but those the user hid: id, name, face ids (oldest first)
+        and photos."""
         rows = self.db.conn.execute(
             "SELECT f.person_id, f.id, i.id, i.path FROM faces f JOIN images i ON i.id = f.image_id"
-            " WHERE f.person_id IS NOT NULL ORDER BY f.person_id, f.id"
+            " JOIN people p ON p.id = f.person_id WHERE p.hidden IS NULL"
+            " ORDER BY f.person_id, f.id"
         ).fetchall()
         names = dict(self.db.conn.execute("SELECT id, name FROM people").fetchall())
         grouped: dict[int, tuple[list[int], dict[int, bytes]]] = {}
@@ -176,8 +179,31 @@ class People:
     def summary(self) -> list[PersonSummary]:
         """Live people with faces, by id."""
         rows = self.db.conn.execute(
-            "SELECT p.id, p.name, COUNT(f.id), COUNT(DISTINCT f.image_id), d.folder FROM people p"
+            "SELECT p.id, p.name, COUNT(f.id), COUNT(DISTINCT f.image_id), d.folder,"
+            " p.hidden IS NOT NULL FROM people p"
             " JOIN faces f ON f.person_id = p.id LEFT JOIN folders d ON d.person_id = p.id"
             " WHERE p.retired IS NULL GROUP BY p.id ORDER BY p.id"
         )
-        return [PersonSummary(*r) for r in rows]
+        return [PersonSummary(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+
+    def hide(self, person_id: int) -> None:
+        """Never publish this person again (until `unhide`); their faces stay theirs."""
+        with self.db.transaction() as c:
+            c.execute("UPDATE people SET hidden = ? WHERE id = ?", (time.time(), person_id))
+
+    def unhide(self, person_id: int) -> None:
+        with self.db.transaction() as c:
+            c.execute("UPDATE people SET hidden = NULL WHERE id = ?", (person_id,))
+
+    def assign(self, face_id: int, person_id: int, *, instead_of: int | None) -> None:
+        """The user says this face is `person_id` (and not `instead_of`, where it was)."""
+        with self.db.transaction() as c:
+            c.execute(
+                "DELETE FROM rejections WHERE face_id = ? AND person_id = ?", (face_id, person_id)
+            )
+            if instead_of is not None and instead_of != person_id:
+                c.execute(
+                    "INSERT OR IGNORE INTO rejections (face_id, person_id) VALUES (?, ?)",
+                    (face_id, instead_of),
+                )
+            c.execute("UPDATE faces SET person_id = ? WHERE id = ?", (person_id, face_id))

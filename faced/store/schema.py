@@ -80,5 +80,22 @@ MIGRATIONS: list[str] = [
     FROM meta f WHERE f.key = 'full_recluster';
     DELETE FROM meta WHERE key IN ('full_recluster', 'clustered');
     """,
+    # 4: what the user decided outlives the faces it was about. A photo that is re-read or
+    # goes away leaves its faces' people and rejections here, keyed by content hash and box,
+    # for the next faces found in the same bytes to take over. People can be hidden.
+    """
+    CREATE TABLE departed (
+        digest TEXT NOT NULL,
+        box_top INTEGER NOT NULL,
+        box_right INTEGER NOT NULL,
+        box_bottom INTEGER NOT NULL,
+        box_left INTEGER NOT NULL,
+        person_id INTEGER,
+        rejected TEXT NOT NULL DEFAULT '',  -- person ids, comma-separated
+        since REAL NOT NULL
+    );
+    CREATE INDEX departed_digest ON departed (digest);
+    ALTER TABLE people ADD COLUMN hidden REAL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

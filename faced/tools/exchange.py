@@ -27,6 +27,7 @@ from faced.faces.backends import detector_label, get_backend, model_name
 from faced.faces.decode import decode, read_file
 from faced.faces.encode import face_thumbnail
 from faced.faces.video import read_frame
+from faced.people.identity import same_faces
 from faced.publish.layout import folder_names
 from faced.records import EncodeResult, Face, FileStat
 from faced.store import FaceRow, Store
@@ -143,14 +144,15 @@ def import_pickle(store: Store, cfg: Config, source: Path) -> tuple[int, int]:
             found.append(Face(box, encoding, face_thumbnail(rgb, box)))
         h, w = rgb.shape[:2]
         store.images.record(
-            EncodeResult.found(
+            match=same_faces,
+            result=EncodeResult.found(
                 path,
                 FileStat(raw.size, raw.mtime_ns, raw.digest),
                 tuple(found),
                 size=(w, h),
                 detector=label,
                 model=model_name(cfg.detection.detector),
-            )
+            ),
         )
         imported += 1
     return imported, missing
