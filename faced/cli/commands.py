@@ -138,6 +138,7 @@ def cmd_people(args: argparse.Namespace, cfg: Config) -> int:
                 "faces": p.faces,
                 "photos": p.photos,
                 "folder": p.folder,
+                "hidden": p.hidden,
             }
             for p in store.people.summary()
         ]
@@ -147,7 +148,11 @@ def cmd_people(args: argparse.Namespace, cfg: Config) -> int:
     print(f"{'person':<14} {'faces':>6} {'photos':>6}  name / folder")
     for p in people:
         label = p["name"] or ""
-        folder = p["folder"] or f"(no folder: fewer than {cfg.clustering.min_faces} faces)"
+        folder = (
+            f"(hidden: faced unhide {p['id']})"
+            if p["hidden"]
+            else p["folder"] or f"(no folder: fewer than {cfg.clustering.min_faces} faces)"
+        )
         print(f"{p['person']:<14} {p['faces']:>6} {p['photos']:>6}  {label or folder}")
     return EXIT_OK
 
@@ -235,6 +240,47 @@ def cmd_reject(args: argparse.Namespace, cfg: Config) -> int:
             image_ids.append(row.id)
         n = store.people.reject(pid, image_ids)
     print(f"{n} face(s) will not be {default_folder(pid)} again")
+    return EXIT_OK
+
+
+def cmd_unhide(args: argparse.Namespace, cfg: Config) -> int:
+    cfg = _state(args, cfg)
+    with _editing(cfg) as store:
+        pid = _person(store, args.person)
+        store.people.unhide(pid)
+    print(f"{default_folder(pid)} is published again")
+    return EXIT_OK
+
+
+def cmd_backup(args: argparse.Namespace, cfg: Config) -> int:
+    cfg = _state(args, cfg)
+    with Store(cfg.state, readonly=True) as store:
+        store.backup(absolute(args.file))
+    print(f"state backed up to {args.file} (restore: faced restore {args.file})")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
+    cfg = _state(args, cfg)
+    if not args.file.is_file():
+        raise UsageError(f"{args.file}: no such file")
+    Store.restore(absolute(args.file), cfg.state)
+    print(f"{cfg.state} restored from {args.file}; the next scan or daemon start publishes it")
+    return EXIT_OK
+
+
+def cmd_decisions(args: argparse.Namespace, cfg: Config) -> int:
+    from faced.tools.decisions import export_decisions, import_decisions
+
+    cfg = _state(args, cfg)
+    if args.action == "export":
+        with Store(cfg.state, readonly=True) as store:
+            n = export_decisions(store, absolute(args.file))
+        print(f"{n['people']} people and {n['rejections']} rejections written to {args.file}")
+        return EXIT_OK
+    with _editing(cfg) as store:
+        done = import_decisions(store, absolute(args.file))
+    print(", ".join(f"{v} {k}" for k, v in done.items()))
     return EXIT_OK
 
 

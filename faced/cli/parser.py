@@ -110,6 +110,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=c.cmd_reject)
 
     p = sub.add_parser(
+        "unhide",
+        parents=[common],
+        help="publish a hidden person again",
+        description="A person is hidden when their folder is deleted (or renamed to a hidden "
+        "name); this brings their folder back.",
+    )
+    p.add_argument("person", metavar="PERSON")
+    p.set_defaults(func=c.cmd_unhide)
+
+    p = sub.add_parser(
+        "backup",
+        parents=[common],
+        help="copy the state's database, consistently, even while the daemon runs",
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.set_defaults(func=c.cmd_backup)
+
+    p = sub.add_parser(
+        "restore",
+        parents=[common],
+        help="put a backup in place as the state's database (stop the daemon first)",
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.set_defaults(func=c.cmd_restore)
+
+    p = sub.add_parser(
+        "decisions",
+        parents=[common],
+        help="export or import names, merges, hidden people and rejections as JSON",
+        description="The user's decisions keyed by photo content and face box, so they apply "
+        "to any state holding the same photos.",
+    )
+    p.add_argument("action", choices=["export", "import"])
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.set_defaults(func=c.cmd_decisions)
+
+    p = sub.add_parser(
         "export",
         parents=[common],
         help="export encodings (classic pickle) or a labelled face dataset",

@@ -17,6 +17,8 @@ contract): it stores records (faced.records), it does not make them.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import time
 import uuid
@@ -84,6 +86,42 @@ class Store:
                 return other.meta.get(MetaKey.STATE_ID)
         except (StoreError, sqlite3.Error):
             return None
+
+    def backup(self, dest: Path) -> None:
+        """A consistent copy of the database at `dest`, made with SQLite's online backup
+        (safe while the daemon writes), written aside and renamed into place."""
+        tmp = dest.with_name(dest.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        target = sqlite3.connect(tmp)
+        try:
+            self.db.conn.backup(target)
+        finally:
+            target.close()
+        os.replace(tmp, dest)
+
+    @staticmethod
+    def restore(source: Path, state_dir: Path) -> None:
+        """Put a backup in place as `state_dir`'s database (no faced may be running on it).
+        The backup is checked first; the database it replaces is kept as faced.sqlite3.before."""
+        try:
+            with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as check:
+                ok = check.execute("PRAGMA quick_check").fetchone()[0]
+                check.execute("SELECT COUNT(*) FROM images").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{source}: not a faced database: {exc}") from exc
+        if ok != "ok":
+            raise StoreError(f"{source}: damaged database: {ok}")
+        if Db.owner_running(state_dir):
+            raise StoreError(f"a faced process is using {state_dir}; stop it first")
+        state_dir.mkdir(parents=True, exist_ok=True)
+        db = state_dir / DB_NAME
+        if db.exists():
+            os.replace(db, state_dir / f"{DB_NAME}.before")
+        for suffix in ("-wal", "-shm"):
+            (state_dir / f"{DB_NAME}{suffix}").unlink(missing_ok=True)
+        tmp = state_dir / f"{DB_NAME}.tmp"
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, db)
 
     def touch_edits(self) -> None:
         """Note that a person was named, merged or corrected (the daemon polls this)."""

@@ -82,6 +82,16 @@ class Faces:
             for r in rows
         ]
 
+    def keyed(self) -> list[tuple[int, str, Box, int | None]]:
+        """(face id, photo's content hash, box, person id or None) of every face whose photo
+        was read whole: the faces as a decisions file names them."""
+        rows = self.db.conn.execute(
+            "SELECT f.id, i.digest, f.box_top, f.box_right, f.box_bottom, f.box_left, f.person_id"
+            " FROM faces f JOIN images i ON i.id = f.image_id WHERE i.digest IS NOT NULL"
+            " ORDER BY f.id"
+        )
+        return [(r[0], str(r[1]), (r[2], r[3], r[4], r[5]), r[6]) for r in rows]
+
     def of_image(self, image_id: int) -> list[tuple[int, int | None]]:
         """(face id, person id or None) of an image's faces, the largest first."""
         rows = self.db.conn.execute(

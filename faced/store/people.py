@@ -186,6 +186,19 @@ class People:
         )
         return [PersonSummary(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
 
+    def reject_face(self, face_id: int, person_id: int) -> int:
+        """ "This face is not this person" (returns 1 if it was not said before)."""
+        with self.db.transaction() as c:
+            n = c.execute(
+                "INSERT OR IGNORE INTO rejections (face_id, person_id) VALUES (?, ?)",
+                (face_id, person_id),
+            ).rowcount
+            c.execute(
+                "UPDATE faces SET person_id = NULL WHERE id = ? AND person_id = ?",
+                (face_id, person_id),
+            )
+        return int(n)
+
     def hide(self, person_id: int) -> None:
         """Never publish this person again (until `unhide`); their faces stay theirs."""
         with self.db.transaction() as c:
