@@ -135,13 +135,18 @@ def test_a_second_state_refuses_the_people_folder(
     assert {f: linked(small, f) for f in people_folders(small.people)} == before
 
 
-def test_a_user_folder_named_like_a_new_link_is_kept(small: PhotoLibrary) -> None:
-    name_elton_and_reject_one(small)
-    elton = small.people / "Elton"
-    photo = Path(os.path.realpath(people_folders(small.people)["Elton"][0]))
-    newcomer = small.photos / "new" / "IMG_0001.jpg"
+def another_elton_photo(lib: PhotoLibrary, name: str) -> tuple[Path, Path]:
+    """Elton's folder, and a new copy of one of his photos called `name` (not scanned yet)."""
+    name_elton_and_reject_one(lib)
+    photo = Path(os.path.realpath(people_folders(lib.people)["Elton"][0]))
+    newcomer = lib.photos / "new" / name
     newcomer.parent.mkdir()
     shutil.copy2(photo, newcomer)
+    return lib.people / "Elton", newcomer
+
+
+def test_a_user_folder_named_like_a_new_link_is_kept(small: PhotoLibrary) -> None:
+    elton, newcomer = another_elton_photo(small, "IMG_0001.jpg")
     (elton / "IMG_0001.jpg").mkdir()
     (elton / "IMG_0001.jpg" / "mine.txt").write_text("mine", encoding="utf-8")
     assert small.scan() == 0
@@ -156,12 +161,7 @@ def rejections(lib: PhotoLibrary) -> int:
 
 
 def test_a_user_file_named_like_a_new_link_stays_and_is_no_rejection(small: PhotoLibrary) -> None:
-    name_elton_and_reject_one(small)
-    elton = small.people / "Elton"
-    photo = Path(os.path.realpath(people_folders(small.people)["Elton"][0]))
-    newcomer = small.photos / "new" / "IMG_0002.jpg"
-    newcomer.parent.mkdir()
-    shutil.copy2(photo, newcomer)
+    elton, newcomer = another_elton_photo(small, "IMG_0002.jpg")
     (elton / "IMG_0002.jpg").write_bytes(b"the user's own file")
     before = rejections(small)
     assert small.scan() == 0

@@ -224,21 +224,20 @@ def cmd_merge(args: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
+def _image_id(store: Store, photo: Path) -> int:
+    """The image id of a photo given on the command line (as typed, or symlinks resolved)."""
+    for candidate in (os.path.abspath(photo), os.path.realpath(photo)):
+        row = store.images.get(os.fsencode(candidate))
+        if row:
+            return row.id
+    raise UsageError(f"{photo}: not a photo faced knows")
+
+
 def cmd_reject(args: argparse.Namespace, cfg: Config) -> int:
     cfg = _state(args, cfg)
     with _editing(cfg) as store:
         pid = _person(store, args.person)
-        image_ids = []
-        for photo in args.photos:
-            row = None
-            for candidate in (os.path.abspath(photo), os.path.realpath(photo)):
-                row = store.images.get(os.fsencode(candidate))
-                if row:
-                    break
-            if row is None:
-                raise UsageError(f"{photo}: not a photo faced knows")
-            image_ids.append(row.id)
-        n = store.people.reject(pid, image_ids)
+        n = store.people.reject(pid, [_image_id(store, photo) for photo in args.photos])
     print(f"{n} face(s) will not be {default_folder(pid)} again")
     return EXIT_OK
 
