@@ -12,7 +12,7 @@ from faced.people.exact import _average_linkage_cut, attach_loners
 from faced.people.params import merge_threshold
 from faced.tools.metrics import bcubed, pairwise
 
-from .synthetic import params, people, two_groups
+from .synthetic import CENTRE_SPREAD, params, people, two_groups
 
 P = params()
 
@@ -117,9 +117,13 @@ def unit(rng: np.random.Generator, dim: int = 128) -> np.ndarray:
 
 def test_a_face_a_stranger_held_back_still_joins_its_person() -> None:
     rng = np.random.default_rng(7)
-    x, _ = people(rng, [20])
+    # A person whose photos vary as much as real ones do (~0.45 apart): a face ~0.53 from
+    # them on average is within their own spread plus JOIN_GAP.
+    x = (rng.normal(0, 1, 128) * CENTRE_SPREAD + rng.normal(0, 0.45 / 16, (20, 128))).astype(
+        np.float32
+    )
     centre = x.mean(axis=0)
-    face = centre + 0.47 * unit(rng)  # ~0.53 from the person's faces on average: may join
+    face = centre + 0.43 * unit(rng)  # ~0.53 from the person's faces on average: may join
     stranger = face + 0.5 * unit(rng)  # its nearest face: too far for a pair, far from all
     xs = np.concatenate([x, [face, stranger]]).astype(np.float32)
     assert np.linalg.norm(xs[:20] - face, axis=1).mean() < merge_threshold(20, P)
@@ -141,3 +145,36 @@ def test_a_loner_between_two_people_stays_alone() -> None:
     # ...while nearer one by a clear margin it joins that one.
     xs[-1] = a + 0.3 * (b - a)
     assert attach_loners(xs, labels, params(link_threshold=1.5))[-1] == 0
+
+
+def person(rng: np.random.Generator, n: int, apart: float) -> np.ndarray:
+    """`n` faces of one person, `apart` from each other on average, around a random centre."""
+    centre = rng.normal(0, CENTRE_SPREAD, 128)
+    return (centre + rng.normal(0, apart / 16, (n, 128))).astype(np.float32)
+
+
+def test_four_photos_of_one_person_in_a_small_library_become_a_person() -> None:
+    # Madonna in a family library: her four photos are 0.5-0.6 apart, above the pair bar, but
+    # nobody else in the library is anywhere near her.
+    rng = np.random.default_rng(11)
+    her = person(rng, 4, 0.55)
+    others, _ = people(rng, [8, 6, 5])
+    x = np.concatenate([her, others])
+    labels = cluster_faces(x, distinct(len(x)), P)
+    assert labels[0] >= 0 and len(set(labels[:4])) == 1
+    assert not set(labels[:4]) & set(labels[4:])
+
+
+def test_a_tight_person_does_not_absorb_the_strangers_around_them() -> None:
+    # A dense region of descriptor space: a person seen 20 times, and strangers seen once,
+    # each ~0.57 from the person's faces on average (under the size-aware bar) but far from
+    # one another. The person's own spread says those strangers are not them.
+    rng = np.random.default_rng(12)
+    x = person(rng, 20, 0.40)
+    centre = x.mean(axis=0)
+    strangers = np.array([centre + 0.5 * unit(rng) for _ in range(15)], np.float32)
+    xs = np.concatenate([x, strangers])
+    assert all(np.linalg.norm(x - s, axis=1).mean() < merge_threshold(20, P) for s in strangers)
+    labels = cluster_faces(xs, distinct(len(xs)), P)
+    assert len(set(labels[:20])) == 1 and labels[0] >= 0
+    assert (labels[20:] == -1).all()

@@ -29,6 +29,19 @@ MAX_EXACT = 12_000
 ATTACH_MIN_FACES = 5
 ATTACH_MARGIN = 0.05
 
+# Density, read from the library itself (docs/decisions/clustering.md):
+# - a small group (up to SPREAD_FACES faces) closer than link_threshold on average becomes a
+#   person even above the pair bar when nothing else is nearly as close to it: its nearest
+#   outside face is ISOLATION_MARGIN farther than its own average distance (a family library,
+#   where strangers are few and far); in a crowd of look-alikes it is not;
+# - a face or small group joins an established cluster only within that cluster's own spread
+#   plus JOIN_GAP: a tight person does not absorb the strangers around it in a dense region;
+# - a face left alone joins the nearest cluster of SMALL_GROUP+ faces within link_threshold
+#   when it is isolated from every other face in the same way.
+ISOLATION_MARGIN = ATTACH_MARGIN
+JOIN_GAP = 0.15
+SMALL_GROUP = 3
+
 
 def cluster_exact(x: np.ndarray, params: ClusterParams) -> np.ndarray:
     """Labels (0..k-1, -1 alone) of float32 descriptors `x`, before the one-face-per-photo rule."""
@@ -40,7 +53,10 @@ def cluster_exact(x: np.ndarray, params: ClusterParams) -> np.ndarray:
         for sub in _split_large(x, members, params):
             if len(sub) < 2:
                 continue
-            local = attach_loners(x[sub], _average_linkage_cut(x[sub], params), params)
+            xs = x[sub]
+            near = Neighbours.of(xs, SPREAD_FACES + 1, params.link_threshold)
+            local = attach_loners(xs, _average_linkage_cut(xs, params, near), params)
+            local = attach_isolated(xs, local, params, near)
             for lab in np.unique(local[local >= 0]):
                 labels[sub[local == lab]] = next_label
                 next_label += 1
@@ -76,8 +92,60 @@ def _split_large(x: np.ndarray, members: np.ndarray, params: ClusterParams) -> l
     return done
 
 
-def _average_linkage_cut(x: np.ndarray, params: ClusterParams) -> np.ndarray:
-    """Average-linkage tree of `x`, cut where a merge is farther than merge_threshold allows."""
+class Neighbours:
+    """Each face's nearest other faces of a component (indices and distances, nearest first).
+    Every face outside the component is farther than `beyond` from all of it."""
+
+    def __init__(self, index: np.ndarray, dist: np.ndarray, beyond: float) -> None:
+        self.index = index
+        self.dist = dist
+        self.beyond = beyond
+        self.complete = index.shape[1] >= len(index) - 1  # every face of the component listed
+
+    @classmethod
+    def of(cls, x: np.ndarray, k: int, beyond: float) -> Neighbours:
+        n = len(x)
+        k = min(k, n - 1)
+        index = np.zeros((n, k), dtype=np.int64)
+        dist = np.zeros((n, k))
+        sq = np.sum(x.astype(np.float64) ** 2, axis=1)
+        step = max(1, (1 << 22) // max(n, 1))  # ~32 MB of distances at a time
+        for s in range(0, n, step):
+            block = x[s : s + step].astype(np.float64)
+            d2 = sq[s : s + step, None] + sq[None, :] - 2.0 * block @ x.astype(np.float64).T
+            d2[np.arange(len(block)), np.arange(s, s + len(block))] = np.inf
+            part = (
+                np.argpartition(d2, k - 1, axis=1)[:, :k]
+                if k > 0
+                else np.zeros((len(block), 0), np.int64)
+            )
+            pd = np.take_along_axis(d2, part, axis=1)
+            order = np.argsort(pd, axis=1, kind="stable")
+            index[s : s + step] = np.take_along_axis(part, order, axis=1)
+            dist[s : s + step] = np.sqrt(np.maximum(np.take_along_axis(pd, order, axis=1), 0.0))
+        return cls(index, dist, beyond)
+
+    def nearest_outside(self, face: int, members: set[int] | np.ndarray) -> float:
+        """The distance from `face` to its nearest face not in `members` (a lower bound when
+        every known neighbour is a member: the farthest one's, or `beyond` if the whole
+        component is known)."""
+        for j, d in zip(self.index[face], self.dist[face], strict=True):
+            if j not in members:
+                return float(d)
+        if self.complete or not len(self.dist[face]):
+            return self.beyond
+        return float(self.dist[face][-1])
+
+    def isolation(self, members: set[int]) -> float:
+        """How far the group `members` is from every other face."""
+        return min(self.nearest_outside(i, members) for i in members)
+
+
+def _average_linkage_cut(
+    x: np.ndarray, params: ClusterParams, near: Neighbours | None = None
+) -> np.ndarray:
+    """Average-linkage tree of `x`, cut where a merge is farther than merge_threshold allows,
+    unless the merged group is small and isolated (with `near`)."""
     n = len(x)
     tree = linkage(pdist(x.astype(np.float64)), method="average")
     size = np.ones(2 * n - 1, dtype=np.int64)
@@ -85,20 +153,39 @@ def _average_linkage_cut(x: np.ndarray, params: ClusterParams) -> np.ndarray:
     accepted[:n] = True
     parent = np.full(2 * n - 1, -1, dtype=np.int64)
     pair_sum = np.zeros(2 * n - 1)  # sum of the distances between a node's faces
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}  # of small nodes only
+    # A small group refused only by the size-aware bar may still become a person as it grows
+    # (up to SPREAD_FACES faces) if it turns out isolated: until then it is pending.
+    pending = np.zeros(2 * n - 1, dtype=bool)
     for k, (a, b, height, count) in enumerate(tree):
         a, b, node = int(a), int(b), n + k
         size[node] = int(count)
         parent[a] = parent[b] = node
         # The tree's height is the average distance between a's and b's faces.
         pair_sum[node] = pair_sum[a] + pair_sum[b] + height * size[a] * size[b]
-        limit = merge_threshold(int(max(size[a], size[b])), params)
+        if size[node] <= SPREAD_FACES:
+            members[node] = members[a] + members[b]
+        small, big = (a, b) if size[a] <= size[b] else (b, a)
+        limit = merge_threshold(int(size[big]), params)
         # A rejected merge blocks every merge above it: clusters are whole subtrees.
-        ok = bool(accepted[a] and accepted[b] and height <= limit)
-        if ok and min(size[a], size[b]) >= SPREAD_FACES:
+        both = bool(accepted[a] and accepted[b])
+        ok = both and height <= limit
+        if ok and size[small] >= SPREAD_FACES:
             ok = not separated(
                 height, _spread(pair_sum, size, a), _spread(pair_sum, size, b), params
             )
+        elif ok and size[big] >= SPREAD_FACES:
+            ok = height <= _spread(pair_sum, size, big) + JOIN_GAP
+        growing = bool((accepted[a] or pending[a]) and (accepted[b] or pending[b]))
+        near_enough = height <= params.link_threshold
+        if not ok and growing and near_enough and near is not None and node in members:
+            ok = near.isolation(set(members[node])) >= isolated_at(height, params)
+            pending[node] = not ok
         accepted[node] = ok
+    # A pending group inside an accepted one belongs to it.
+    for node in range(2 * n - 2, -1, -1):
+        if parent[node] >= 0 and accepted[parent[node]]:
+            accepted[node] = True
     # Each leaf's cluster is its highest accepted ancestor.
     top = np.arange(2 * n - 1)
     for node in range(2 * n - 2, -1, -1):
@@ -131,7 +218,9 @@ def attach_loners(x: np.ndarray, labels: np.ndarray, params: ClusterParams) -> n
     average = np.empty((len(alone), len(ids)))
     for j, cluster in enumerate(ids):
         average[:, j] = mean_distances(x[alone], x[labels == cluster])
-    limit = np.array([merge_threshold(int(c), params) for c in counts])
+    limit = np.minimum(
+        [merge_threshold(int(c), params) for c in counts], joining_limits(x, labels, ids)
+    )
     order = np.argsort(average, axis=1, kind="stable")
     rows = np.arange(len(alone))
     nearest = average[rows, order[:, 0]]
@@ -139,6 +228,52 @@ def attach_loners(x: np.ndarray, labels: np.ndarray, params: ClusterParams) -> n
     joins = (nearest <= limit[order[:, 0]]) & (runner_up - nearest >= ATTACH_MARGIN)
     labels[alone[joins]] = ids[order[joins, 0]]
     return labels
+
+
+def attach_isolated(
+    x: np.ndarray, labels: np.ndarray, params: ClusterParams, near: Neighbours
+) -> np.ndarray:
+    """Give a face left alone to the nearest cluster of SMALL_GROUP+ faces (by average
+    distance, within link_threshold) when no face outside that cluster is nearly as close to
+    it: in a sparse library the one person it can belong to. Judged against the clusters as
+    they are: the result does not depend on order."""
+    alone = np.flatnonzero(labels < 0)
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    ids = ids[counts >= SMALL_GROUP]
+    if not len(alone) or not len(ids):
+        return labels
+    average = np.empty((len(alone), len(ids)))
+    for j, cluster in enumerate(ids):
+        average[:, j] = mean_distances(x[alone], x[labels == cluster])
+    best = np.argmin(average, axis=1)
+    limit = np.minimum(params.link_threshold, joining_limits(x, labels, ids))
+    members = {int(c): set(np.flatnonzero(labels == c).tolist()) for c in ids}
+    out: np.ndarray = labels.copy()
+    for row, face in enumerate(alone):
+        cluster, avg = int(ids[best[row]]), float(average[row, best[row]])
+        if avg > limit[best[row]]:
+            continue
+        if near.nearest_outside(int(face), members[cluster]) >= isolated_at(avg, params):
+            out[face] = cluster
+    return out
+
+
+def isolated_at(distance: float, params: ClusterParams) -> float:
+    """How far the nearest other face must be for a group `distance` apart (on average) to
+    count as isolated: ISOLATION_MARGIN farther, or beyond dlib's line at least."""
+    return min(distance + ISOLATION_MARGIN, params.link_threshold)
+
+
+def joining_limits(x: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """For each cluster in `ids`, the farthest (average distance) a face may be to join it:
+    its own spread plus JOIN_GAP once it has SPREAD_FACES faces to trust a spread from,
+    no limit below that."""
+    out = np.full(len(ids), np.inf)
+    for j, cluster in enumerate(ids):
+        faces = x[labels == cluster]
+        if len(faces) >= SPREAD_FACES:
+            out[j] = float(pdist(faces.astype(np.float64)).mean()) + JOIN_GAP
+    return out
 
 
 def _spread(pair_sum: np.ndarray, size: np.ndarray, node: int) -> float:
