@@ -54,7 +54,14 @@ class NotifyListener:
 class Daemon:
     """`faced run` on a temporary config, as a subprocess."""
 
-    def __init__(self, root: Path, notify: NotifyListener | None = None, **daemon: object) -> None:
+    def __init__(
+        self,
+        root: Path,
+        notify: NotifyListener | None = None,
+        *,
+        polling: bool = False,
+        **daemon: object,
+    ) -> None:
         self.root = root
         self.photos, self.people, self.state = root / "photos", root / "people", root / "state"
         self.photos.mkdir(parents=True, exist_ok=True)
@@ -67,7 +74,8 @@ class Daemon:
         }
         self.config = root / "faced.yaml"
         self.config.write_text(
-            f"watch: [{self.photos}]\noutput: {self.people}\nstate: {self.state}\n"
+            f"watch: [{{path: {self.photos}, polling: {str(polling).lower()}}}]\n"
+            f"output: {self.people}\nstate: {self.state}\n"
             "daemon:\n" + "".join(f"  {k}: {v}\n" for k, v in settings.items()),
             encoding="utf-8",
         )
@@ -239,6 +247,29 @@ def test_photos_arriving_three_ways_are_read_and_published(
 
 
 @pytest.mark.photos
+def test_folders_copied_in_are_read_without_a_rescan(
+    daemon: Daemon, listener: NotifyListener
+) -> None:
+    started(daemon, listener)
+    # cp -r: each folder is made, then written into, before faced can watch it.
+    for person in sorted(p for p in SMALL.iterdir() if p.is_dir()):
+        shutil.copytree(person, daemon.photos / "copied" / person.name)
+    expected = sum(1 for _ in (daemon.photos / "copied").rglob("*.jpg"))
+    until(lambda: daemon.recorded_at_least(expected), 90, f"all {expected} copied photos read")
+
+
+@pytest.mark.photos
+def test_a_polled_folder_is_read(tmp_path: Path, listener: NotifyListener) -> None:
+    d = started(Daemon(tmp_path, listener, polling=True), listener)
+    try:
+        for photo in sorted((SMALL / "jerry_seinfeld").glob("*.jpg"))[:4]:
+            shutil.copy(photo, d.photos / photo.name)
+        until(lambda: d.recorded_at_least(4), 60, "the polled photos read")
+    finally:
+        d.kill()
+
+
+@pytest.mark.photos
 def test_a_deleted_photo_leaves_its_folder(running: Daemon) -> None:
     victim = Path(
         os.path.realpath(
@@ -283,7 +314,9 @@ def test_sighup_reloads_the_config_and_carries_on(
     running.signal(signal.SIGHUP)
     until(lambda: "configuration reloaded" in running.log.read_text(), 30, "the reload")
     until(lambda: listener.fields().count("READY=1") >= 2, 30, "READY=1 after the reload")
-    assert "RELOADING=1" in listener.fields()
+    fields = listener.fields()
+    assert "RELOADING=1" in fields
+    assert "STOPPING=1" not in fields  # systemd would start its stop timeout, then kill it
     assert running.proc is not None and running.proc.poll() is None
 
 

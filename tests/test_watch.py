@@ -7,6 +7,7 @@ import queue
 from pathlib import Path
 
 from watchdog.events import (
+    DirCreatedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -88,3 +89,16 @@ def test_a_dead_observer_is_restarted(tmp_path: Path) -> None:
         assert watcher.check() == []
     finally:
         watcher.stop()
+
+
+def test_a_created_folder_is_scanned(tmp_path: Path) -> None:
+    h, q = handler(tmp_path)
+    h.on_any_event(DirCreatedEvent(str(tmp_path / "trip")))
+    assert drain(q) == [(Kind.NEW_DIR, str(tmp_path / "trip"), "")]
+
+
+def test_a_polled_folder_takes_files_that_stop_changing(tmp_path: Path) -> None:
+    h, q = handler(tmp_path)  # built for inotify's close events
+    polled = h.without_close_events()
+    polled.on_any_event(FileCreatedEvent(str(tmp_path / "a.jpg")))
+    assert drain(q) == [(Kind.SETTLING, str(tmp_path / "a.jpg"), "")]

@@ -61,6 +61,11 @@ def _progress(results: Iterable[EncodeResult], total: int) -> Iterator[EncodeRes
         yield r
 
 
+def _printable(text: str) -> str:
+    """`text` with control characters shown as escapes, so a name cannot garble a terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _existing_dirs(paths: list[Path]) -> list[Path]:
     for p in paths:
         if not p.is_dir():
@@ -153,7 +158,8 @@ def cmd_people(args: argparse.Namespace, cfg: Config) -> int:
             if p["hidden"]
             else p["folder"] or f"(no folder: fewer than {cfg.clustering.min_faces} faces)"
         )
-        print(f"{p['person']:<14} {p['faces']:>6} {p['photos']:>6}  {label or folder}")
+        shown = _printable(str(label or folder))
+        print(f"{p['person']:<14} {p['faces']:>6} {p['photos']:>6}  {shown}")
     return EXIT_OK
 
 
@@ -176,6 +182,11 @@ def _person(store: Store, token: str) -> int:
 def _editing(cfg: Config) -> Iterator[Store]:
     """The store for one correction (without the writer lock: a daemon may be running);
     afterwards the edit is noted, and published now or by the running daemon."""
+    if not (cfg.state / DB_NAME).exists():
+        raise UsageError(
+            f"no faced state in {cfg.state}: run `faced scan` or `faced run` first, "
+            "or say which state with --state"
+        )
     with Store(cfg.state, exclusive=False) as store:
         yield store
         store.touch_edits()
@@ -287,6 +298,14 @@ def cmd_export(args: argparse.Namespace, cfg: Config) -> int:
     from faced.tools.exchange import export_dataset, export_pickle
 
     cfg = _state(args, cfg)
+    if args.dataset is not None:
+        dest = absolute(args.dataset)
+        for w in cfg.watch:
+            if dest == w.path or w.path in dest.parents:
+                raise UsageError(
+                    f"{args.dataset} is inside the watched folder {w.path}: its crops would be "
+                    "read back as photos; export somewhere else"
+                )
     with Store(cfg.state, readonly=True) as store:
         if args.pickle:
             n = export_pickle(store, absolute(args.pickle))

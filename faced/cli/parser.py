@@ -9,30 +9,47 @@ from faced import __version__
 from faced.cli import commands as c
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> argparse.ArgumentParser:
+    """Add --config, --state, -v and -q to `parser` (without defaults if `suppress`)."""
+    kw: dict[str, object] = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument(
         "--config",
         type=Path,
         metavar="FILE",
         help="YAML configuration (default: $FACED_CONFIG, else built-in defaults)",
+        **kw,  # type: ignore[arg-type]
     )
-    common.add_argument(
+    parser.add_argument(
         "--state",
         type=Path,
         metavar="STATE_DIR",
         help="folder of faced's database (default: from the config)",
+        **kw,  # type: ignore[arg-type]
     )
-    common.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    common.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail", **kw)  # type: ignore[arg-type]
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="log warnings and errors only",
+        **kw,  # type: ignore[arg-type]
+    )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    # The options every command takes, accepted before the command and after it. After it, an
+    # option left out must not overwrite what was given before (`faced --config X status`):
+    # the subcommands' copies have no defaults of their own.
+    common = _common(argparse.ArgumentParser(add_help=False), suppress=True)
 
     parser = argparse.ArgumentParser(
         prog="faced",
         description="Finds every face in your photos, learns who is who, and keeps "
         "a folder per person up to date.",
-        parents=[common],
     )
+    _common(parser, suppress=False)
     parser.add_argument("--version", action="version", version=f"faced {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

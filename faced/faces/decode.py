@@ -116,8 +116,12 @@ def file_digest(path: str | bytes) -> tuple[int, int, str]:
     """Size, mtime and content_hash of a file of any size, read in 1 MiB chunks (a video,
     or a file hashed only to recognise a move). Raises ImageError."""
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: opening a FIFO named "x.mp4" must not wait for a writer forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as fh:
             st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ImageError("not a regular file")
             h = _hasher()
             while chunk := fh.read(1 << 20):
                 h.update(chunk)

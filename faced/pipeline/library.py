@@ -143,6 +143,10 @@ class Library:
         A clip's faces arrive as found in every sampled frame; each person keeps their
         `video.faces_per_person` largest (with the configured clustering) before recording.
         """
+        if not os.path.exists(result.path):
+            # Deleted while it was being read: its deletion may already have been taken in,
+            # and recording the result now would bring back a photo that is gone.
+            return self.store.images.forget([result.path]) > 0
         if result.is_error:
             log.warning("skipped %s: %s", os.fsdecode(result.path), result.reason)
         elif result.faces:

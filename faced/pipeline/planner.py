@@ -68,10 +68,11 @@ class ScanPlanner:
         known = self.store.images.all()
         prefixes = [_prefix(r) for r in roots]
         offline = OfflineRoots(self.store, self.cfg.library.offline_days)
+        watched = {w.path for w in self.cfg.watch}  # only a watched root can be offline
         online = [
             x
             for r, x in zip(roots, prefixes, strict=True)
-            if not offline.check(r, x, found, known, forget=forget_missing)
+            if r not in watched or not offline.check(r, x, found, known, forget=forget_missing)
         ]
         plan = ScanPlan()
         plan.gone = [p for p in known if p not in found and any(p.startswith(x) for x in online)]

@@ -103,7 +103,11 @@ class Daemon:
                 )
                 self._loop(handler)
             finally:
-                self.notifier.stopping()
+                # A reload is not a stop: systemd would start its stop timeout (and kill us).
+                if self.reload.is_set() and not self.stop.is_set():
+                    self.notifier.reloading()
+                else:
+                    self.notifier.stopping()
                 self.watcher.stop()
                 self.pool.terminate()
 
@@ -236,7 +240,6 @@ def run_daemon(
         if stop.is_set() or not daemon.reload.is_set():
             log.info("faced stopped")
             return 0
-        notifier.reloading()
         try:
             cfg = load_config(config_path).with_paths(watch=watch, output=output, state=state)
             log.info("configuration reloaded from %s", config_path or "built-in defaults")

@@ -44,6 +44,7 @@ class Intake:
         self.changed = changed
         self.clock = clock
         self.settling: dict[bytes, tuple[tuple[int, int], float]] = {}
+        self.new_dirs: dict[bytes, float] = {}  # created folders to scan, since when
 
     def wait(self, timeout: float) -> None:
         """Apply the next event, waiting at most `timeout` seconds for one."""
@@ -89,6 +90,8 @@ class Intake:
                 self.changed()
         elif event.kind is Kind.NEW_TREE:
             self.reconcile([Path(os.fsdecode(event.path))])
+        elif event.kind is Kind.NEW_DIR:
+            self.new_dirs.setdefault(event.path, self.clock())
 
     def _is_root(self, path: bytes) -> bool:
         return any(os.fsencode(w.path) == path.rstrip(b"/") for w in self.lib.cfg.watch)
@@ -106,8 +109,14 @@ class Intake:
             log.info("%d photo(s) to read in %s", len(plan.todo), ", ".join(map(str, folders)))
 
     def settle(self) -> None:
-        """Hand settling files whose size and mtime held still long enough to the scheduler."""
+        """Hand settling files whose size and mtime held still long enough to the scheduler,
+        and scan created folders whose first files have had time to land."""
         now = self.clock()
+        for folder, since in list(self.new_dirs.items()):
+            if now - since >= SETTLE_SECONDS:
+                del self.new_dirs[folder]
+                if os.path.isdir(folder):
+                    self.reconcile([Path(os.fsdecode(folder))])
         for path, (seen, since) in list(self.settling.items()):
             try:
                 st = os.stat(path)

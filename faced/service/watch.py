@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.events import (
+    DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
     FileClosedEvent,
@@ -49,6 +50,7 @@ class Kind(enum.Enum):
     GONE_TREE = "gone_tree"  # a folder deleted or moved away
     MOVED = "moved"  # renamed inside the watched tree: path -> dest
     NEW_TREE = "new_tree"  # a folder moved in: scan it
+    NEW_DIR = "new_dir"  # a folder created (cp -r): scan it once its first files are written
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,15 @@ class Handler(FileSystemEventHandler):
         self.excluded = excluded
         self.close_events = close_events
         self.overflowed = threading.Event()
+
+    def without_close_events(self) -> Handler:
+        """The same handler for an observer that reports no close events (polling): files
+        are then taken once they stop changing. Same queue, same overflow flag."""
+        twin = Handler(
+            self.events, self.images, self.excluded, close_events=False, video=self.video
+        )
+        twin.overflowed = self.overflowed
+        return twin
 
     def _photo(self, path: bytes) -> bool:
         return (
@@ -123,6 +134,11 @@ class Handler(FileSystemEventHandler):
         elif isinstance(event, DirDeletedEvent):
             if self._folder(src):
                 self._put(Event(Kind.GONE_TREE, src))
+        elif isinstance(event, DirCreatedEvent):
+            # Files written into a new folder before its watch was added send no event of
+            # their own (cp -r): the folder is scanned once they have had time to land.
+            if self._folder(src):
+                self._put(Event(Kind.NEW_DIR, src))
         elif (
             isinstance(event, (FileCreatedEvent, FileModifiedEvent))
             and not self.close_events  # with close events, the close (or the move) follows
@@ -161,8 +177,9 @@ class Watcher:
         observer = None if polling else _inotify_observer()
         if observer is None:
             observer = PollingObserver(timeout=5)
+        handler = self.handler.without_close_events() if polling else self.handler
         try:
-            observer.schedule(self.handler, str(folder.path), recursive=True)
+            observer.schedule(handler, str(folder.path), recursive=True)
             observer.start()
         except OSError as exc:
             if polling:
