@@ -16,8 +16,30 @@ import numpy as np
 Box = tuple[int, int, int, int]  # (top, right, bottom, left), face_recognition's order
 
 # The reason recorded for a file whose worker died. Unlike other errors it is retried at the
-# next scan: the crash may have had another cause (memory, a killed process).
+# next scan, as the crash may have had another cause (memory, a killed process), but only
+# until it has killed a worker MAX_CRASHES times: then it is a poison file, left alone until
+# it changes.
 CRASHED = "a worker process died reading this file (retried at the next scan)"
+MAX_CRASHES = 3
+
+
+def crash_reason(times: int) -> str:
+    """The error reason of a file that has killed a worker `times` times."""
+    if times <= 1:
+        return CRASHED
+    if times < MAX_CRASHES:
+        return f"a worker process died reading this file ({times} times; retried at the next scan)"
+    return f"a worker process died reading this file {times} times: not read again until it changes"
+
+
+def crashes(reason: str | None) -> int:
+    """How many times the file of an error record has killed a worker (0: another error)."""
+    if reason == CRASHED:
+        return 1
+    for times in range(2, MAX_CRASHES + 10):
+        if reason == crash_reason(times):
+            return times
+    return 0
 
 
 class Status(str, enum.Enum):

@@ -132,3 +132,14 @@ def test_the_status_line_counts_reads_and_the_last_error() -> None:
     assert (
         board.line(2) == "2 queued, 1 read, 3 faces, 1 people, 1 unreadable; last: bad.jpg: corrupt"
     )
+
+
+def test_the_last_error_clears_when_that_file_reads_fine() -> None:
+    board = StatusBoard(lambda: {"faces": 0, "people": 0, "errors": 0}, 0.0)
+    board.read(EncodeResult.failed(b"/p/big.jpg", FileStat(), "truncated", detector="d", model="m"))
+    board.read(
+        EncodeResult.found(
+            b"/p/big.jpg", FileStat(1, 1, "x"), (), size=(1, 1), detector="d", model="m"
+        )
+    )
+    assert "last:" not in board.line(0)

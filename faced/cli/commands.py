@@ -196,7 +196,7 @@ def _editing(cfg: Config) -> Iterator[Store]:
 def _after_edit(cfg: Config) -> None:
     """Re-publish now, or leave it to the running daemon, which watches for edits."""
     if Store.owner_running(cfg.state):
-        log.warning("the running faced daemon applies this to the folders within seconds")
+        print("the running faced daemon applies this to the folders within seconds")
         return
     with Store(cfg.state) as store:
         _republish(cfg, store, force=True)

@@ -9,6 +9,7 @@ everything (policy), what the user changed in the folders (edits).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -29,7 +30,7 @@ from faced.publish.folders import Publisher
 from faced.publish.layout import plan_layout
 from faced.publish.observe import observe, user_folders
 from faced.publish.owner import Owner, claim
-from faced.records import EncodeResult
+from faced.records import EncodeResult, crash_reason, crashes
 from faced.store import MetaKey, Store
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,10 @@ class Library:
             log.debug("%s: %d face(s)", os.fsdecode(result.path), len(result.faces))
         if any(f.frame_ms is not None for f in result.faces):
             result = best_of_clip(result, self.cfg)
+        if crashes(result.reason) == 1:  # count the crashes of a file that keeps killing workers
+            before = self.store.images.get(result.path)
+            times = crashes(before.reason) + 1 if before and before.file_unchanged(result) else 1
+            result = dataclasses.replace(result, reason=crash_reason(times))
         done = self.store.images.record(result, match=same_faces)
         if done.same_bytes:
             self.reread.photos += 1

@@ -20,7 +20,7 @@ from faced.config import Config
 from faced.errors import ImageError
 from faced.faces.decode import file_digest
 from faced.pipeline.discover import walk
-from faced.records import CRASHED
+from faced.records import MAX_CRASHES, crashes
 from faced.store import ImageRow, MetaKey, Store
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class ScanPlanner:
             row is None
             or (row.size, row.mtime_ns) != (size, mtime_ns)
             or row.detector != self.label
-            or row.reason == CRASHED
+            or 0 < crashes(row.reason) < MAX_CRASHES
         )
 
     def excluded(self) -> list[Path]:

@@ -33,9 +33,12 @@ class StatusBoard:
         """One file was read."""
         self.encoded += 1
         self.stale()
+        name = os.fsdecode(os.path.basename(result.path))
         if result.is_error:
             self.errors += 1
-            self.last_error = f"{os.fsdecode(os.path.basename(result.path))}: {result.reason}"
+            self.last_error = f"{name}: {result.reason}"
+        elif self.last_error.startswith(f"{name}: "):
+            self.last_error = ""  # the same file read fine after all (written in chunks)
 
     def line(self, queued: int) -> str:
         """`0 queued, 1250 read, 1310 faces, 42 people, 3 unreadable; last: ...`"""

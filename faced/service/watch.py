@@ -164,6 +164,7 @@ class Watcher:
         self.handler = handler
         self.observers: dict[Path, BaseObserver] = {}
         self._fell_back: set[Path] = set()
+        self._missing: set[Path] = set()
 
     def start(self) -> None:
         for folder in self.folders:
@@ -171,8 +172,13 @@ class Watcher:
 
     def _start(self, folder: WatchFolder) -> None:
         if not folder.path.is_dir():
-            log.warning("cannot watch %s: not a folder (yet); will retry", folder.path)
+            if folder.path not in self._missing:  # said once, not every few seconds
+                log.warning("cannot watch %s: not a folder (yet); will retry", folder.path)
+                self._missing.add(folder.path)
             return
+        if folder.path in self._missing:
+            self._missing.discard(folder.path)
+            log.info("%s is there now", folder.path)
         polling = folder.polling or folder.path in self._fell_back
         observer = None if polling else _inotify_observer()
         if observer is None:

@@ -32,6 +32,10 @@ class ImageRow:
     detector: str
     reason: str | None
 
+    def file_unchanged(self, result: EncodeResult) -> bool:
+        """True if `result` is about the file as this record knew it (same size and mtime)."""
+        return (self.size, self.mtime_ns) == (result.file.size, result.file.mtime_ns)
+
     @classmethod
     def of(cls, r: Any) -> ImageRow:
         """From a row of the `_COLUMNS` query."""
