@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 from scipy.cluster.hierarchy import linkage
-from scipy.spatial.distance import pdist
+from scipy.spatial.distance import pdist, squareform
 from sklearn.cluster import DBSCAN
 
 from faced.people.labels import mean_distances
@@ -39,6 +39,8 @@ ATTACH_MARGIN = 0.05
 # - a face left alone joins the nearest cluster of SMALL_GROUP+ faces within link_threshold
 #   when it is isolated from every other face in the same way.
 ISOLATION_MARGIN = ATTACH_MARGIN
+SPREAD_SAMPLE = 400  # faces a cluster's spread is measured on, at most (about)
+SQUARE_MAX = 4_000  # components up to this size get their neighbours from one square matrix
 JOIN_GAP = 0.15
 SMALL_GROUP = 3
 
@@ -54,8 +56,9 @@ def cluster_exact(x: np.ndarray, params: ClusterParams) -> np.ndarray:
             if len(sub) < 2:
                 continue
             xs = x[sub]
-            near = Neighbours.of(xs, SPREAD_FACES + 1, params.link_threshold)
-            local = attach_loners(xs, _average_linkage_cut(xs, params, near), params)
+            condensed = pdist(xs.astype(np.float64))
+            near = Neighbours.of(xs, SPREAD_FACES + 1, params.link_threshold, condensed)
+            local = attach_loners(xs, _average_linkage_cut(xs, params, near, condensed), params)
             local = attach_isolated(xs, local, params, near)
             for lab in np.unique(local[local >= 0]):
                 labels[sub[local == lab]] = next_label
@@ -103,9 +106,24 @@ class Neighbours:
         self.complete = index.shape[1] >= len(index) - 1  # every face of the component listed
 
     @classmethod
-    def of(cls, x: np.ndarray, k: int, beyond: float) -> Neighbours:
+    def of(
+        cls, x: np.ndarray, k: int, beyond: float, condensed: np.ndarray | None = None
+    ) -> Neighbours:
+        """The `k` nearest of each face; from `condensed` distances (pdist) when given and
+        small enough to square, else by blocks of matrix products."""
         n = len(x)
         k = min(k, n - 1)
+        if condensed is not None and n <= SQUARE_MAX and k > 0:
+            square = squareform(condensed)
+            np.fill_diagonal(square, np.inf)
+            part = np.argpartition(square, k - 1, axis=1)[:, :k]
+            pd = np.take_along_axis(square, part, axis=1)
+            order = np.argsort(pd, axis=1, kind="stable")
+            return cls(
+                np.take_along_axis(part, order, axis=1),
+                np.take_along_axis(pd, order, axis=1),
+                beyond,
+            )
         index = np.zeros((n, k), dtype=np.int64)
         dist = np.zeros((n, k))
         sq = np.sum(x.astype(np.float64) ** 2, axis=1)
@@ -142,12 +160,17 @@ class Neighbours:
 
 
 def _average_linkage_cut(
-    x: np.ndarray, params: ClusterParams, near: Neighbours | None = None
+    x: np.ndarray,
+    params: ClusterParams,
+    near: Neighbours | None = None,
+    condensed: np.ndarray | None = None,
 ) -> np.ndarray:
     """Average-linkage tree of `x`, cut where a merge is farther than merge_threshold allows,
     unless the merged group is small and isolated (with `near`)."""
     n = len(x)
-    tree = linkage(pdist(x.astype(np.float64)), method="average")
+    tree = linkage(
+        condensed if condensed is not None else pdist(x.astype(np.float64)), method="average"
+    )
     size = np.ones(2 * n - 1, dtype=np.int64)
     accepted = np.zeros(2 * n - 1, dtype=bool)
     accepted[:n] = True
@@ -272,6 +295,8 @@ def joining_limits(x: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np.nda
     for j, cluster in enumerate(ids):
         faces = x[labels == cluster]
         if len(faces) >= SPREAD_FACES:
+            # An evenly spaced sample measures a large cluster's spread as well as all of it.
+            faces = faces[:: max(1, len(faces) // SPREAD_SAMPLE)]
             out[j] = float(pdist(faces.astype(np.float64)).mean()) + JOIN_GAP
     return out
 
