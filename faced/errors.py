@@ -35,5 +35,9 @@ class StoreError(FacedError):
     """The state store is unusable (newer schema, corrupt database, locked by another writer)."""
 
 
+class PublishError(FacedError):
+    """The people folder cannot be written (read-only, missing disk, permissions)."""
+
+
 class OwnershipError(FacedError):
     """A people folder is published by another faced state: two writers would undo each other."""

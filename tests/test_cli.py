@@ -13,7 +13,7 @@ from faced.pipeline.library import Library
 from faced.records import EncodeResult, FileStat
 from faced.store import Store
 
-from .conftest import faced
+from .conftest import REPO, faced
 
 
 def test_options_before_the_command_are_honoured(tmp_path: Path) -> None:
@@ -64,3 +64,29 @@ def test_a_dataset_export_into_a_watched_folder_is_refused(tmp_path: Path) -> No
     config.write_text(f"watch: [{tmp_path / 'photos'}]\n", encoding="utf-8")
     out = tmp_path / "photos" / "crops"
     assert faced("export", "--dataset", out, "--config", config, "--state", tmp_path / "s") == 2
+
+
+def test_a_people_folder_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "photos").mkdir()
+    people = tmp_path / "people"
+    people.write_text("not a folder", encoding="utf-8")  # as unwritable as it gets, even for root
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "faced",
+            "scan",
+            str(tmp_path / "photos"),
+            "-o",
+            str(people),
+            "--state",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "cannot write the people folder" in done.stderr and "Traceback" not in done.stderr

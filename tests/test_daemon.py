@@ -270,6 +270,22 @@ def test_a_polled_folder_is_read(tmp_path: Path, listener: NotifyListener) -> No
 
 
 @pytest.mark.photos
+def test_an_unwritable_people_folder_is_waited_out(
+    daemon: Daemon, listener: NotifyListener
+) -> None:
+    daemon.people.write_text("in the way", encoding="utf-8")  # cannot be a folder
+    for photo in sorted((SMALL / "jerry_seinfeld").glob("*.jpg"))[:4]:
+        shutil.copy(photo, daemon.photos / photo.name)
+    started(daemon, listener)  # ready all the same: photos are read meanwhile
+    until(lambda: daemon.recorded_at_least(4), 60, "the photos read")
+    daemon.people.unlink()
+    until(lambda: daemon.people.is_dir() and people_folders(daemon.people), 30, "a person folder")
+    assert daemon.proc is not None and daemon.proc.poll() is None
+    log = daemon.log.read_text()
+    assert log.count("cannot write the people folder") == 1 and "Traceback" not in log
+
+
+@pytest.mark.photos
 def test_a_deleted_photo_leaves_its_folder(running: Daemon) -> None:
     victim = Path(
         os.path.realpath(

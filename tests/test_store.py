@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -112,3 +113,17 @@ def test_migration_3_turns_the_old_policy_strings_into_one_record(tmp_path: Path
         keys = {r[0] for r in store.conn.execute("SELECT key FROM meta")}
     assert state == ReclusterState(1700000000.25, 42, "faces 3/42 unassigned 0")
     assert keys == {"recluster"}
+
+
+def test_a_damaged_database_is_refused_at_start_with_the_way_out(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        for i in range(200):
+            store.images.record(result(f"/p/{i}.jpg".encode(), f"h{i}", 3), match=same_faces)
+    db = tmp_path / "faced.sqlite3"
+    data = bytearray(db.read_bytes())
+    page = 4096
+    for offset in range(page * 2, len(data) - page, page * 3):  # scribble over some pages
+        data[offset + 100 : offset + 600] = os.urandom(500)
+    db.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="faced restore"):
+        Store(tmp_path)

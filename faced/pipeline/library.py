@@ -9,16 +9,19 @@ everything (policy), what the user changed in the folders (edits).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from faced.config import ClusteringConfig, Config
+from faced.errors import PublishError
 from faced.faces.backends import detector_label, model_name
 from faced.people.identity import PeopleState, assign_people, place_new_faces, same_faces
 from faced.people.params import ClusterParams
@@ -186,9 +189,10 @@ class Library:
         t0 = time.monotonic()
         report = RefreshReport()
         self.reread.log_once()
-        self.claim_people_dir()
-        repair_markers(self.store, self.cfg.output, self.state)
-        edits = take_user_edits(self.store, self.cfg, self.state)
+        with self._writing_people_dir():
+            self.claim_people_dir()
+            repair_markers(self.store, self.cfg.output, self.state)
+            edits = take_user_edits(self.store, self.cfg, self.state)
         report.renamed, report.rejected = edits.renamed, edits.rejected
         force = force or edits.assigned > 0
         if force or not self.policy.up_to_date():
@@ -201,15 +205,28 @@ class Library:
             # Taken after clustering, which itself changes how many faces are unassigned.
             self.policy.clustered()
             report.clustered = True
-        adopt(
-            self.store,
-            self.cfg.output,
-            self.state,
-            foreign_folders(self.store, self.cfg.output, self.state),
-        )
-        self.publish()
+        with self._writing_people_dir():
+            adopt(
+                self.store,
+                self.cfg.output,
+                self.state,
+                foreign_folders(self.store, self.cfg.output, self.state),
+            )
+            self.publish()
         report.seconds = time.monotonic() - t0
         return report
+
+    @contextlib.contextmanager
+    def _writing_people_dir(self) -> Iterator[None]:
+        """The people folder's own failures, as one PublishError that says what to do."""
+        try:
+            yield
+        except OSError as exc:
+            raise PublishError(
+                f"cannot write the people folder {self.cfg.output}: {exc.strerror or exc} "
+                f"({os.fsdecode(exc.filename or self.cfg.output)}); faced must be able to write "
+                "there: check its permissions, and that its disk is mounted read-write"
+            ) from exc
 
     def claim_people_dir(self) -> None:
         """Make sure this state owns the people folder (OwnershipError if another does)."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 
 from faced.config import Config, load_config
-from faced.errors import ConfigError
+from faced.errors import ConfigError, PublishError
 from faced.faces.pool import EncoderPool, pool_size
 from faced.pipeline.library import Library
 from faced.pipeline.scan import INFLIGHT_PER_WORKER, crash_record
@@ -60,6 +60,7 @@ class Daemon:
         self.workers = pool_size(cfg.daemon.workers)
         self.debounce = Debouncer(cfg.daemon.debounce_seconds, cfg.daemon.max_delay_seconds)
         self.last_work = time.monotonic()
+        self.publish_failing = False  # said once until it works again
 
     def run(self) -> None:
         """Watch, encode and publish until `stop` or `reload` is set."""
@@ -94,7 +95,7 @@ class Daemon:
                 # Watch first, then scan: a photo arriving in between is seen by both, not neither.
                 self.watcher.start()
                 self.reconcile(all_folders=True)
-                self.lib.refresh()
+                self.refresh(incremental=False)
                 self.notifier.ready(self.status_line())
                 log.info(
                     "faced is running: watching %s, people folders in %s",
@@ -180,11 +181,24 @@ class Daemon:
         """Files waiting to be read, being read, or settling."""
         return self.scheduler.queued + len(self.intake.settling)
 
-    def refresh(self) -> None:
-        """Re-cluster and publish (one at a time: this thread is the only one that does)."""
+    def refresh(self, *, incremental: bool = True) -> None:
+        """Re-cluster and publish (one at a time: this thread is the only one that does). A
+        people folder that cannot be written is said once and tried again later."""
         self.debounce.fired()
         self.notifier.status("re-clustering; " + self.status_line())
-        report = self.lib.refresh(incremental=True)
+        try:
+            report = self.lib.refresh(incremental=incremental)
+        except PublishError as exc:
+            # Photos keep being read; the folders are tried again after the next quiet spell.
+            if not self.publish_failing:
+                log.error("%s; retrying", exc)
+            self.publish_failing = True
+            self.debounce.changed(time.monotonic())
+            self.notifier.status(f"cannot publish; {self.status_line()}")
+            return
+        if self.publish_failing:
+            log.info("the people folder %s is writable again", self.cfg.output)
+            self.publish_failing = False
         self.board.stale()
         if summary := report.summary():
             log.info("%s", summary)

@@ -22,6 +22,13 @@ from faced.store.schema import MIGRATIONS, SCHEMA_VERSION
 DB_NAME = "faced.sqlite3"
 LOCK_NAME = "writer.lock"
 
+# What to do about a database that cannot be read: nothing the user decided need be lost.
+RECOVERY = (
+    "To recover, stop faced and either put a backup back (`faced restore FILE`), or move the "
+    "state folder aside and run `faced scan` (or start the daemon) with an empty one: it reads "
+    "the photos again and takes the names back from the people folders."
+)
+
 
 class Db:
     """The one SQLite connection of a process. Writers take the state folder's lock first."""
@@ -53,12 +60,17 @@ class Db:
             if not readonly:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = FULL")
+                if exclusive:  # a scan or the daemon: check the whole file once, at start
+                    self._check_intact()
                 self._migrate()
             else:
                 self._check_version()
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise StoreError(f"{self.path}: {exc}. {RECOVERY}") from exc
+        except StoreError:
+            self.close()
+            raise
 
     @staticmethod
     def owner_running(state_dir: Path) -> bool:
@@ -93,6 +105,11 @@ class Db:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def _check_intact(self) -> None:
+        result = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise StoreError(f"{self.path} is damaged ({result}). {RECOVERY}")
 
     def _version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
