@@ -123,7 +123,11 @@ class RefreshReport:
 
 
 class Library:
-    """A config and its store: the operations both the scan and the daemon are made of."""
+    """A config and its store: the operations both the scan and the daemon are made of.
+
+    The one place the stages are assembled (as beets' importer session), hence its length:
+    each method is one step that delegates to its stage's module, and keeping the steps
+    together keeps their order (edits before clustering, adoption before publishing) in view."""
 
     def __init__(self, cfg: Config, store: Store) -> None:
         self.cfg = cfg

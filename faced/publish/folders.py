@@ -46,7 +46,7 @@ _RENAME_EXCHANGE = 2
 
 def release(folder: Path) -> None:
     """Take faced's files out of a folder; the folder stays if the user has files in it."""
-    Publisher._remove_ours(folder)
+    remove_ours(folder)
 
 
 def exchange(a: Path, b: Path) -> None:
@@ -94,7 +94,7 @@ class Publisher:
         planned = {p.person_id for p in plans}
         for person_id, folder in seen.items():
             if person_id not in planned and not folder.hidden:
-                self._remove_ours(self.root / folder.folder)
+                remove_ours(self.root / folder.folder)
         result: dict[int, tuple[str, str]] = {}
         for plan in plans:
             sig = plan.signature()
@@ -119,7 +119,7 @@ class Publisher:
         marker = read_marker(self.staging)
         if marker is not None:
             name = published.get(marker.person_id, (f"person_{marker.person_id:04d}", ""))[0]
-            dest = self._free(self.root / name)
+            dest = free_name(self.root / name)
             log.warning("%s is a person folder; renamed back to %s", self.staging, dest.name)
             os.rename(self.staging, dest)
         self.staging.mkdir(exist_ok=True)
@@ -127,9 +127,7 @@ class Publisher:
             path = Path(entry.path)
             if entry.is_dir(follow_symlinks=False):
                 # A build interrupted before its marker holds only what faced wrote.
-                self._remove_ours(
-                    path, Marker(0, self.state) if read_marker(path) is None else None
-                )
+                remove_ours(path, Marker(0, self.state) if read_marker(path) is None else None)
                 if path.exists():
                     self._rescue(path)
             else:
@@ -157,15 +155,15 @@ class Publisher:
                 build.rename(target)
                 build = aside
             # `build` now holds the folder as it was: the user's files move into the new one.
-            self._carry_user_files(build, target)
-            self._remove_ours(build)
+            carry_user_files(build, target)
+            remove_ours(build)
             if build.exists():
                 self._rescue(build)
         else:
             build.rename(target)
         if old is not None and old != target:
-            self._carry_user_files(old, target)
-            self._remove_ours(old)
+            carry_user_files(old, target)
+            remove_ours(old)
         log.debug("published %s (%d photos)", plan.folder, len(plan.links))
         return True
 
@@ -174,84 +172,88 @@ class Publisher:
         for name, image_id in plan.links.items():
             dest = os.path.realpath(plan.targets[image_id])
             os.symlink(os.path.relpath(dest, base), os.path.join(os.fsencode(build), name))
-        montage = bool(plan.montage_faces) and self._montage(
-            build / MONTAGE, list(plan.montage_faces)
+        montage = bool(plan.montage_faces) and write_montage(
+            build / MONTAGE, list(plan.montage_faces), self.thumbs, self.tile
         )
         # The marker is written last: a folder with a marker is complete.
         write_marker(build, Marker(plan.person_id, self.state, frozenset(plan.links), montage))
 
-    def _montage(self, path: Path, face_ids: list[int]) -> bool:
-        crops = self.thumbs(face_ids)
-        images = []
-        for fid in face_ids:
-            if fid in crops:
-                img = cv2.imdecode(np.frombuffer(crops[fid], np.uint8), cv2.IMREAD_COLOR)
-                if img is not None:
-                    images.append(img)
-        if not images:
-            return False
-        cols = min(5, len(images))
-        rows = min(5, -(-len(images) // cols))
-        montage = build_montages(images, (self.tile, self.tile), (cols, rows))[0]
-        ok, data = cv2.imencode(".jpg", montage, [cv2.IMWRITE_JPEG_QUALITY, 88])
-        if ok:
-            path.write_bytes(data.tobytes())
-        return bool(ok)
-
-    @staticmethod
-    def _carry_user_files(old: Path, new: Path) -> None:
-        """Move everything of the user's in `old` (all that its marker does not list) into
-        `new`; a name faced now uses too gets a suffix, the user's file is never replaced."""
-        marker = read_marker(old)
-        try:
-            entries = list(os.scandir(old))
-        except OSError:
-            return
-        for e in entries:
-            name = os.fsencode(e.name)
-            if marker is not None and marker.owns(name, e.is_symlink()):
-                continue
-            dest = Publisher._free(new / e.name)
-            if dest.name != e.name:
-                log.warning("%s: your %r kept as %r (the name is taken)", new, e.name, dest.name)
-            try:
-                os.rename(e.path, dest)
-            except OSError as exc:
-                log.warning("could not carry %s over to %s: %s", e.path, new, exc)
-
-    @staticmethod
-    def _free(path: Path) -> Path:
-        """`path`, or the first of "name (2).ext", "name (3).ext"... that does not exist."""
-        n = 1
-        candidate = path
-        while candidate.exists() or candidate.is_symlink():
-            n += 1
-            candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
-        return candidate
-
     def _rescue(self, path: Path) -> None:
         """Move something that is not faced's out of the staging area, into view."""
-        dest = self._free(self.root / "rescued by faced")
+        dest = free_name(self.root / "rescued by faced")
         log.warning("%s held files faced did not make; moved to %s", path, dest)
         os.rename(path, dest)
 
-    @staticmethod
-    def _remove_ours(folder: Path, marker: Marker | None = None) -> None:
-        """Delete what faced made in `folder` (as its marker, or `marker`, lists) and the
-        folder itself if nothing else is left in it."""
-        marker = marker or read_marker(folder)
-        if marker is None:
-            return
+
+def write_montage(
+    path: Path, face_ids: list[int], thumbs: Callable[[list[int]], dict[int, bytes]], tile: int
+) -> bool:
+    """A grid of the faces' crops (5 wide) as a JPEG at `path`; False if there was none."""
+    crops = thumbs(face_ids)
+    images = []
+    for fid in face_ids:
+        if fid in crops:
+            img = cv2.imdecode(np.frombuffer(crops[fid], np.uint8), cv2.IMREAD_COLOR)
+            if img is not None:
+                images.append(img)
+    if not images:
+        return False
+    cols = min(5, len(images))
+    rows = min(5, -(-len(images) // cols))
+    montage = build_montages(images, (tile, tile), (cols, rows))[0]
+    ok, data = cv2.imencode(".jpg", montage, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    if ok:
+        path.write_bytes(data.tobytes())
+    return bool(ok)
+
+
+def carry_user_files(old: Path, new: Path) -> None:
+    """Move everything of the user's in `old` (all that its marker does not list) into
+    `new`; a name faced now uses too gets a suffix, the user's file is never replaced."""
+    marker = read_marker(old)
+    try:
+        entries = list(os.scandir(old))
+    except OSError:
+        return
+    for e in entries:
+        name = os.fsencode(e.name)
+        if marker is not None and marker.owns(name, e.is_symlink()):
+            continue
+        dest = free_name(new / e.name)
+        if dest.name != e.name:
+            log.warning("%s: your %r kept as %r (the name is taken)", new, e.name, dest.name)
         try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return
-        for e in entries:
-            if marker.owns(os.fsencode(e.name), e.is_symlink()):
-                with contextlib.suppress(OSError):
-                    os.unlink(e.path)
-        try:
-            folder.rmdir()
-        except OSError:
-            if folder.parent.name != STAGING:
-                log.warning("%s still holds files faced did not create; left in place", folder)
+            os.rename(e.path, dest)
+        except OSError as exc:
+            log.warning("could not carry %s over to %s: %s", e.path, new, exc)
+
+
+def free_name(path: Path) -> Path:
+    """`path`, or the first of "name (2).ext", "name (3).ext"... that does not exist."""
+    n = 1
+    candidate = path
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
+    return candidate
+
+
+def remove_ours(folder: Path, marker: Marker | None = None) -> None:
+    """Delete what faced made in `folder` (as its marker, or `marker`, lists) and the
+    folder itself if nothing else is left in it."""
+    marker = marker or read_marker(folder)
+    if marker is None:
+        return
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for e in entries:
+        if marker.owns(os.fsencode(e.name), e.is_symlink()):
+            with contextlib.suppress(OSError):
+                os.unlink(e.path)
+    try:
+        folder.rmdir()
+    except OSError:
+        if folder.parent.name != STAGING:
+            log.warning("%s still holds files faced did not create; left in place", folder)

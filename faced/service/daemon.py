@@ -49,7 +49,12 @@ TICK = 0.25  # the main loop's longest sleep
 
 
 class Daemon:
-    """One run of the service on one configuration (SIGHUP starts a new one)."""
+    """One run of the service on one configuration (SIGHUP starts a new one).
+
+    It assembles the parts and runs the main loop; the loop's order (events, results, the
+    re-cluster, rescans, housekeeping, watchdog pings) is the daemon's contract, so it stays in
+    one class, a little over the house's usual length, while every part it drives has its own
+    module and unit tests."""
 
     def __init__(self, cfg: Config, stop: threading.Event, notifier: Notifier) -> None:
         self.cfg = cfg

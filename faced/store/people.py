@@ -25,7 +25,12 @@ class PersonSummary:
 
 
 class People:
-    """People, names, merges and rejections."""
+    """People, names, merges and rejections.
+
+    Longer than most classes here, on purpose: the people and rejections tables change
+    together (a merge moves rejections, a rejection unassigns faces, an assignment lifts a
+    rejection), so every decision is one short method of this one repository, each its own
+    transaction."""
 
     def __init__(self, db: Db) -> None:
         self.db = db
