@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
+import simplejpeg
 from PIL import Image, ImageOps
 
 from faced.config import ImagesConfig
@@ -236,16 +236,16 @@ def test_heic_without_pillow_heif_is_unsupported_not_corrupt(
 def test_every_exif_orientation_matches_pillow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, orientation: int
 ) -> None:
-    # Plain JPEGs are decoded by OpenCV and turned upright by faced; the result must be
+    # Plain JPEGs are decoded by simplejpeg and turned upright by faced; the result must be
     # Pillow's exif_transpose of Pillow's decode, pixel for pixel.
     calls: list[int] = []
-    imdecode = cv2.imdecode
+    decode_jpeg = simplejpeg.decode_jpeg
 
-    def counted(*args: Any) -> Any:
+    def counted(*args: Any, **kw: Any) -> Any:
         calls.append(1)
-        return imdecode(*args)
+        return decode_jpeg(*args, **kw)
 
-    monkeypatch.setattr(cv2, "imdecode", counted)
+    monkeypatch.setattr(simplejpeg, "decode_jpeg", counted)
     exif = Image.Exif()
     exif[0x0112] = orientation
     path = tmp_path / f"o{orientation}.jpg"
@@ -256,7 +256,7 @@ def test_every_exif_orientation_matches_pillow(
         expected = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     assert d.orientation == orientation
     assert d.rgb.shape == expected.shape and (d.rgb == expected).all()
-    assert d.rgb.flags["C_CONTIGUOUS"] and calls == [1]  # OpenCV's path was taken
+    assert d.rgb.flags["C_CONTIGUOUS"] and calls == [1]  # the fast path was taken
 
 
 @pytest.mark.photos
@@ -281,3 +281,16 @@ def test_jpeg_pixels_are_pillows(tmp_path: Path) -> None:
         with Image.open(path) as im:
             expected = np.asarray(im.convert("RGB"))
         assert (decode(raw(path), CFG).rgb == expected).all(), path
+
+
+@pytest.mark.photos
+def test_a_jpeg_with_garbage_in_its_middle_is_an_error(tmp_path: Path) -> None:
+    data = bytearray((SMALL / "guido_van_rossum" / "guido_van_rossum1.jpg").read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 2000] = (
+        np.random.default_rng(0).integers(0, 256, 2000, np.uint8).tobytes()
+    )
+    path = tmp_path / "damaged.jpg"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError):
+        decode(raw(path), CFG)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from faced.config import ImagesConfig
@@ -208,23 +209,31 @@ _UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def _decode_jpeg(data: bytes, im: Image.Image) -> tuple[np.ndarray, int] | None:
-    """A plain colour JPEG decoded by OpenCV and turned upright, with its orientation tag;
-    None to take Pillow's path.
+    """A plain colour JPEG decoded by simplejpeg (libjpeg-turbo) and turned upright, with its
+    orientation tag; None to take Pillow's path.
 
-    Both wheels decode with libjpeg-turbo at its default settings: the pixels equal
-    Pillow's (a test keeps checking), but OpenCV writes them straight into a numpy array
-    where Pillow copies them out once more (docs/decisions/detection.md). OpenCV does not report a
-    truncated file (it returns the image padded with grey), so only files that end with
-    the JPEG end-of-image marker come this way; the rest (cut short, or with data after
-    the picture, as motion photos have) go to Pillow, which raises on truncation.
+    The pixels equal Pillow's (both are libjpeg-turbo at its default settings; a test keeps
+    checking), written straight into a numpy array where Pillow copies them out once more
+    (docs/decisions/detection.md). simplejpeg's strict mode refuses corrupt data that
+    libjpeg would otherwise patch over with garbage and a line on stderr (OpenCV did): such
+    a file is an error (Pillow would decode the garbage); padding it merely warns about is
+    accepted, and a JPEG it cannot decode at all (CMYK, unusual sampling) goes to Pillow. Only
+    files that end with the JPEG end-of-image marker come this way; the rest (cut short, or
+    with data after the picture, as motion photos have) go to Pillow, which raises on
+    truncation.
     """
     if im.format != "JPEG" or im.mode != "RGB" or not data.endswith(b"\xff\xd9"):
         return None
-    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
     try:
-        rgb = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    except cv2.error:  # whatever OpenCV refuses, Pillow decodes or explains
-        return None
+        rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+    except ValueError as exc:
+        problem = str(exc)
+        if "extraneous bytes" in problem:  # padding some cameras write: the picture is whole
+            rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=False)
+        elif problem.startswith("Corrupt JPEG data"):  # Pillow would decode the garbage
+            raise ImageError(f"corrupt JPEG data ({problem.split(': ', 1)[-1]})") from exc
+        else:  # not one simplejpeg decodes (CMYK, unusual sampling): Pillow's turn
+            return None
     if rgb is None or rgb.shape != (im.height, im.width, 3):
         return None
     orientation = _orientation(im)
