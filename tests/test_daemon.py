@@ -244,6 +244,7 @@ def test_photos_arriving_three_ways_are_read_and_published(
         for links in people_folders(daemon.people).values()
     )
     assert labels == [{"jerry_seinfeld"}, {"steve_wozniak"}]
+    assert "read " in daemon.log.read_text() and "face(s)" in daemon.log.read_text()
 
 
 @pytest.mark.photos

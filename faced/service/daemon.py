@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 # photo starts them again in about a second.
 IDLE_POOL_SECONDS = 60.0
 TICK = 0.25  # the main loop's longest sleep
+ARRIVALS_LOGGED_BELOW = 20  # photos are logged one by one while fewer than this wait
 
 
 class Daemon:
@@ -175,6 +176,9 @@ class Daemon:
 
     def _record(self, result: EncodeResult) -> None:
         self.board.read(result)
+        if not result.is_error and self.scheduler.queued < ARRIVALS_LOGGED_BELOW:
+            # A photo arriving is an event that matters; a long import has its progress lines.
+            log.info("read %s: %d face(s)", os.fsdecode(result.path), len(result.faces))
         if self.lib.record(result):
             self._changed()
 
