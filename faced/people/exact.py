@@ -109,41 +109,29 @@ class Neighbours:
     def of(
         cls, x: np.ndarray, k: int, beyond: float, condensed: np.ndarray | None = None
     ) -> Neighbours:
-        """The `k` nearest of each face; from `condensed` distances (pdist) when given and
-        small enough to square, else by blocks of matrix products."""
+        """The `k` nearest of each of 2 or more faces; from `condensed` distances (pdist) when
+        given and small enough to square, else by blocks of matrix products."""
         n = len(x)
         k = min(k, n - 1)
-        if condensed is not None and n <= SQUARE_MAX and k > 0:
+        if condensed is not None and n <= SQUARE_MAX:
             square = squareform(condensed)
             np.fill_diagonal(square, np.inf)
-            part = np.argpartition(square, k - 1, axis=1)[:, :k]
-            pd = np.take_along_axis(square, part, axis=1)
-            order = np.argsort(pd, axis=1, kind="stable")
-            return cls(
-                np.take_along_axis(part, order, axis=1),
-                np.take_along_axis(pd, order, axis=1),
-                beyond,
-            )
+            index, dist = _k_smallest(square, k)
+            return cls(index, dist, beyond)
         index = np.zeros((n, k), dtype=np.int64)
         dist = np.zeros((n, k))
-        sq = np.sum(x.astype(np.float64) ** 2, axis=1)
-        step = max(1, (1 << 22) // max(n, 1))  # ~32 MB of distances at a time
+        x64 = x.astype(np.float64)
+        sq = np.sum(x64**2, axis=1)
+        step = max(1, (1 << 22) // n)  # ~32 MB of distances at a time
         for s in range(0, n, step):
-            block = x[s : s + step].astype(np.float64)
-            d2 = sq[s : s + step, None] + sq[None, :] - 2.0 * block @ x.astype(np.float64).T
+            block = x64[s : s + step]
+            d2 = sq[s : s + step, None] + sq[None, :] - 2.0 * block @ x64.T
             d2[np.arange(len(block)), np.arange(s, s + len(block))] = np.inf
-            part = (
-                np.argpartition(d2, k - 1, axis=1)[:, :k]
-                if k > 0
-                else np.zeros((len(block), 0), np.int64)
-            )
-            pd = np.take_along_axis(d2, part, axis=1)
-            order = np.argsort(pd, axis=1, kind="stable")
-            index[s : s + step] = np.take_along_axis(part, order, axis=1)
-            dist[s : s + step] = np.sqrt(np.maximum(np.take_along_axis(pd, order, axis=1), 0.0))
+            index[s : s + step], d2k = _k_smallest(d2, k)
+            dist[s : s + step] = np.sqrt(np.maximum(d2k, 0.0))
         return cls(index, dist, beyond)
 
-    def nearest_outside(self, face: int, members: set[int] | np.ndarray) -> float:
+    def nearest_outside(self, face: int, members: set[int]) -> float:
         """The distance from `face` to its nearest face not in `members` (a lower bound when
         every known neighbour is a member: the farthest one's, or `beyond` if the whole
         component is known)."""
@@ -157,6 +145,14 @@ class Neighbours:
     def isolation(self, members: set[int]) -> float:
         """How far the group `members` is from every other face."""
         return min(self.nearest_outside(i, members) for i in members)
+
+
+def _k_smallest(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of each row's `k` smallest entries, smallest first."""
+    part = np.argpartition(d, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(d, part, axis=1)
+    order = np.argsort(values, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
 def _average_linkage_cut(
@@ -205,15 +201,13 @@ def _average_linkage_cut(
             ok = near.isolation(set(members[node])) >= isolated_at(height, params)
             pending[node] = not ok
         accepted[node] = ok
-    # A pending group inside an accepted one belongs to it.
-    for node in range(2 * n - 2, -1, -1):
-        if parent[node] >= 0 and accepted[parent[node]]:
-            accepted[node] = True
-    # Each leaf's cluster is its highest accepted ancestor.
+    # Each leaf's cluster is its highest accepted ancestor; a pending group inside an accepted
+    # one belongs to it (parents come before their children, top down).
     top = np.arange(2 * n - 1)
     for node in range(2 * n - 2, -1, -1):
         p = parent[node]
         if p >= 0 and accepted[p]:
+            accepted[node] = True
             top[node] = top[p]
     roots = top[:n]
     _, inverse, counts = np.unique(roots, return_inverse=True, return_counts=True)

@@ -31,7 +31,7 @@ from faced.pipeline.policy import ReclusterPolicy
 from faced.pipeline.recover import adopt, foreign_folders, repair_markers
 from faced.publish.folders import Publisher
 from faced.publish.layout import plan_layout
-from faced.publish.observe import observe, user_folders
+from faced.publish.observe import survey
 from faced.publish.owner import Owner, claim
 from faced.records import EncodeResult, crash_reason, crashes
 from faced.store import MetaKey, Store
@@ -300,7 +300,8 @@ class Library:
     def publish(self) -> int:
         """Write the people folder from the store. Returns the number of person folders."""
         p = self.cfg.publish
-        seen = observe(self.cfg.output, self.state)
+        found = survey(self.cfg.output, self.state)
+        seen = found.ours
         plans = plan_layout(
             self.store.people.entries(),
             self.store.people.unknown_images(),
@@ -308,7 +309,7 @@ class Library:
             unknown=p.unknown,
             montage_faces=p.montage_faces,
             user_files={pid: f.user_names for pid, f in seen.items()},
-            user_folders=frozenset(user_folders(self.cfg.output)),
+            user_folders=found.user_folders,
         )
         publisher = Publisher(self.cfg.output, self.store.faces.thumbs, p.montage_tile, self.state)
         applied = publisher.apply(plans, self.store.published.folders(), seen)

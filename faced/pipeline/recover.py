@@ -14,9 +14,16 @@ import logging
 import os
 from pathlib import Path
 
-from faced.publish.folders import release
+from faced.publish.folders import remove_ours
 from faced.publish.layout import default_folder_id
-from faced.publish.observe import Marker, SeenFolder, observe, orphans, read_marker, write_marker
+from faced.publish.observe import (
+    Marker,
+    SeenFolder,
+    observe,
+    read_marker,
+    survey,
+    write_marker,
+)
 from faced.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,12 +48,13 @@ def repair_markers(store: Store, people_dir: Path, state: str) -> None:
 def foreign_folders(store: Store, people_dir: Path, state: str) -> list[SeenFolder]:
     """Faced folders this state did not publish: another, lost state's."""
     published = store.published.folders()
+    found = survey(people_dir, state)
     legacy = [
         f
-        for pid, f in observe(people_dir, state).items()
+        for pid, f in found.ours.items()
         if f.marker.state is None and published.get(pid, ("",))[0] != f.folder
     ]
-    return orphans(people_dir, state) + legacy
+    return found.others + legacy
 
 
 def adopt(store: Store, people_dir: Path, state: str, folders: list[SeenFolder]) -> int:
@@ -80,7 +88,7 @@ def adopt(store: Store, people_dir: Path, state: str, folders: list[SeenFolder])
         best = max(sorted(votes), key=lambda p: votes[p], default=None)
         if best is None or best in taken or votes[best] * 2 < max(len(photos), 1):
             # Nobody's: faced's links go, the user's files stay (a folder of theirs now).
-            release(path)
+            remove_ours(path)
             continue
         taken.add(best)
         named = default_folder_id(folder.folder) is None and not folder.hidden

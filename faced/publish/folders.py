@@ -44,11 +44,6 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
 
-def release(folder: Path) -> None:
-    """Take faced's files out of a folder; the folder stays if the user has files in it."""
-    remove_ours(folder)
-
-
 def exchange(a: Path, b: Path) -> None:
     """Atomically swap two directory entries; OSError where the system cannot."""
     libc = ctypes.CDLL(None, use_errno=True)

@@ -120,43 +120,41 @@ def _seen(entry: os.DirEntry[str], marker: Marker) -> SeenFolder:
     )
 
 
-def observe(people_dir: Path, state: str | None = None) -> dict[int, SeenFolder]:
-    """The folders in PEOPLE_DIR that `state` published (or an old marker without a state
-    names), by person id, found by their marker (so renames show)."""
-    found: dict[int, SeenFolder] = {}
+@dataclass(frozen=True)
+class Survey:
+    """PEOPLE_DIR's folders in one pass, by whose they are."""
+
+    ours: dict[int, SeenFolder]  # `state`'s (or an old marker without a state), by person id
+    others: list[SeenFolder]  # faced folders another state published (a lost one's, say)
+    user_folders: frozenset[str]  # visible folders without a marker: the user's own
+
+
+def survey(people_dir: Path, state: str | None = None) -> Survey:
+    """Read every folder's marker once; folders are found by marker, so renames show."""
+    ours: dict[int, SeenFolder] = {}
+    others: list[SeenFolder] = []
+    users: set[str] = set()
     for entry in _folders(people_dir):
         marker = read_marker(Path(entry.path))
-        if marker is None or marker.state not in (None, state):
-            continue
-        if marker.person_id in found:
+        if marker is None:
+            if not entry.name.startswith("."):
+                users.add(entry.name)
+        elif marker.state not in (None, state):
+            others.append(_seen(entry, marker))
+        elif marker.person_id in ours:
             log.warning(
                 "two folders claim the same person: %r and %r; using the first",
-                found[marker.person_id].folder,
+                ours[marker.person_id].folder,
                 entry.name,
             )
-            continue
-        found[marker.person_id] = _seen(entry, marker)
-    return found
+        else:
+            ours[marker.person_id] = _seen(entry, marker)
+    return Survey(ours, others, frozenset(users))
 
 
-def orphans(people_dir: Path, state: str | None) -> list[SeenFolder]:
-    """Faced folders another, no longer existing, state published (a state lost and rebuilt):
-    their names and the photos they link are what the new state can learn from."""
-    out = []
-    for entry in _folders(people_dir):
-        marker = read_marker(Path(entry.path))
-        if marker is not None and marker.state not in (None, state):
-            out.append(_seen(entry, marker))
-    return out
-
-
-def user_folders(people_dir: Path) -> set[str]:
-    """Folders in PEOPLE_DIR that are nobody's person folder (the user's own)."""
-    return {
-        e.name
-        for e in _folders(people_dir)
-        if not e.name.startswith(".") and read_marker(Path(e.path)) is None
-    }
+def observe(people_dir: Path, state: str | None = None) -> dict[int, SeenFolder]:
+    """The folders in PEOPLE_DIR that `state` published, by person id (see survey)."""
+    return survey(people_dir, state).ours
 
 
 def folder_stamp(people_dir: Path) -> tuple[object, ...]:

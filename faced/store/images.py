@@ -52,20 +52,23 @@ class Recorded:
     inherited: int = 0  # new faces that took over a departed face's decisions
 
 
-def _depart(c: sqlite3.Connection, image_id: int, digest: str | None, now: float) -> int:
-    """Keep what was decided about an image's faces (their person, their rejections) under
-    its content hash, before its face rows go. Returns how many faces had decisions."""
-    if digest is None:
-        return 0
-    return c.execute(
-        "INSERT INTO departed (digest, box_top, box_right, box_bottom, box_left, person_id,"
-        " rejected, since) SELECT ?, f.box_top, f.box_right, f.box_bottom, f.box_left,"
-        " f.person_id, COALESCE((SELECT group_concat(r.person_id) FROM rejections r"
-        " WHERE r.face_id = f.id), ''), ? FROM faces f WHERE f.image_id = ?"
-        " AND (f.person_id IS NOT NULL"
-        " OR EXISTS (SELECT 1 FROM rejections r WHERE r.face_id = f.id))",
-        (digest, now, image_id),
-    ).rowcount
+def _drop(c: sqlite3.Connection, image_id: int, digest: str | None, now: float) -> int:
+    """Delete an image's record (its faces go with it), keeping what was decided about its
+    faces (their person, their rejections) under its content hash. Returns how many faces
+    had decisions."""
+    departed = 0
+    if digest is not None:
+        departed = c.execute(
+            "INSERT INTO departed (digest, box_top, box_right, box_bottom, box_left, person_id,"
+            " rejected, since) SELECT ?, f.box_top, f.box_right, f.box_bottom, f.box_left,"
+            " f.person_id, COALESCE((SELECT group_concat(r.person_id) FROM rejections r"
+            " WHERE r.face_id = f.id), ''), ? FROM faces f WHERE f.image_id = ?"
+            " AND (f.person_id IS NOT NULL"
+            " OR EXISTS (SELECT 1 FROM rejections r WHERE r.face_id = f.id))",
+            (digest, now, image_id),
+        ).rowcount
+    c.execute("DELETE FROM images WHERE id = ?", (image_id,))
+    return departed
 
 
 def _survivor(c: sqlite3.Connection, person_id: int) -> int:
@@ -156,8 +159,7 @@ class Images:
                 return Recorded(changed=False)
             departed = 0
             if old is not None:
-                departed = _depart(c, old[0], old[1], now)
-                c.execute("DELETE FROM images WHERE id = ?", (old[0],))
+                departed = _drop(c, old[0], old[1], now)
             cur = c.execute(
                 "INSERT INTO images (path, size, mtime_ns, digest, status, reason, width, height,"
                 " detector, model, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -209,8 +211,8 @@ class Images:
             for p in paths:
                 row = c.execute("SELECT id, digest FROM images WHERE path = ?", (p,)).fetchone()
                 if row is not None:
-                    _depart(c, row[0], row[1], now)
-                    n += c.execute("DELETE FROM images WHERE id = ?", (row[0],)).rowcount
+                    _drop(c, row[0], row[1], now)
+                    n += 1
         return n
 
     def under(self, folder: bytes) -> list[bytes]:
@@ -232,8 +234,7 @@ class Images:
         with self.db.transaction() as c:
             replaced = c.execute("SELECT id, digest FROM images WHERE path = ?", (new,)).fetchone()
             if replaced is not None:
-                _depart(c, replaced[0], replaced[1], time.time())
-                c.execute("DELETE FROM images WHERE id = ?", (replaced[0],))
+                _drop(c, replaced[0], replaced[1], time.time())
             return c.execute("UPDATE images SET path = ? WHERE path = ?", (new, old)).rowcount > 0
 
     def purge_departed(self, before: float) -> int:
