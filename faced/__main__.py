@@ -6,11 +6,18 @@ the CLI here would give each encoder the clustering stack (scikit-learn, SciPy):
 and memory in every worker, for code a worker never runs (docs/decisions/performance.md).
 """
 
+import os
 import sys
 
 
 def main() -> int:
     """Run the CLI with sys.argv; returns the exit code."""
+    # Under the service's sandbox (ProcSubset=pid) /proc/cpuinfo is hidden, and joblib's probe
+    # for physical cores, which scikit-learn runs to size its OpenMP threads, fails with a
+    # warning and a traceback on stderr. Naming OpenMP's thread count (the CPUs this process may
+    # use, which OpenMP picks anyway) means it never asks. Set before any OpenMP library loads.
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    os.environ.setdefault("OMP_NUM_THREADS", str(usable or 1))
     from faced.cli import main as cli_main
 
     return cli_main()

@@ -143,3 +143,14 @@ def test_the_last_error_clears_when_that_file_reads_fine() -> None:
         )
     )
     assert "last:" not in board.line(0)
+
+
+def test_a_reload_keeps_the_read_count_and_counts_from_the_new_store() -> None:
+    board = StatusBoard.starting(0.0)
+    board.read(
+        EncodeResult.found(
+            b"/p/a.jpg", FileStat(1, 1, "x"), (), size=(1, 1), detector="d", model="m"
+        )
+    )
+    board.count_from(lambda: {"faces": 5, "people": 2, "errors": 0})
+    assert board.line(0) == "0 queued, 1 read, 5 faces, 2 people, 0 unreadable"

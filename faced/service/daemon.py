@@ -57,8 +57,16 @@ class Daemon:
     one class, a little over the house's usual length, while every part it drives has its own
     module and unit tests."""
 
-    def __init__(self, cfg: Config, stop: threading.Event, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        stop: threading.Event,
+        notifier: Notifier,
+        board: StatusBoard | None = None,
+    ) -> None:
+        """`board` carries the status counts over from the run before a reload."""
         self.cfg = cfg
+        self.board = board or StatusBoard.starting(time.monotonic())
         self.stop = stop
         self.reload = threading.Event()
         self.notifier = notifier
@@ -82,9 +90,8 @@ class Daemon:
             self.scheduler = EncodeScheduler(
                 self.pool, window=self.workers * INFLIGHT_PER_WORKER, crashed=crash_record(cfg)
             )
-            self.board = StatusBoard(
-                lambda: store.counts(cfg.clustering.min_faces), time.monotonic()
-            )
+            self.board.count_from(lambda: store.counts(cfg.clustering.min_faces))
+            self.board.idle(time.monotonic())
             self.intake = Intake(
                 self.events, self.lib, self.scheduler, changed=self._changed, clock=time.monotonic
             )
@@ -245,6 +252,7 @@ def run_daemon(
     stop = threading.Event()
     notifier = Notifier()
     current: list[Daemon] = []
+    board: StatusBoard | None = None
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -257,7 +265,8 @@ def run_daemon(
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     while True:
-        daemon = Daemon(cfg, stop, notifier)
+        daemon = Daemon(cfg, stop, notifier, board)
+        board = daemon.board
         current[:] = [daemon]
         daemon.run()
         if stop.is_set() or not daemon.reload.is_set():

@@ -15,7 +15,8 @@ PROGRESS_SECONDS = 60.0  # a progress line in the log while photos are being rea
 
 class StatusBoard:
     """Counts what the daemon read and composes its status line. `counts()` asks the store for
-    its numbers; they are asked again only after something changed."""
+    its numbers; they are asked again only after something changed. One board lives as long as
+    the process: a reload reopens the store (`count_from`) but keeps what was read."""
 
     def __init__(self, counts: Callable[[], dict[str, int]], now: float) -> None:
         self._counts_of = counts
@@ -24,6 +25,16 @@ class StatusBoard:
         self.errors = 0
         self.last_error = ""
         self._progress = (now, 0)  # (when, photos read by then)
+
+    @classmethod
+    def starting(cls, now: float) -> StatusBoard:
+        """A board before any store is open (the daemon's run calls `count_from`)."""
+        return cls(lambda: {"faces": 0, "people": 0, "errors": 0}, now)
+
+    def count_from(self, counts: Callable[[], dict[str, int]]) -> None:
+        """The store was reopened (a reload): its numbers come from `counts` now."""
+        self._counts_of = counts
+        self.stale()
 
     def stale(self) -> None:
         """The store changed: recount for the next line."""
