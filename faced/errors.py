@@ -35,6 +35,11 @@ class StoreError(FacedError):
     """The state store is unusable (newer schema, corrupt database, locked by another writer)."""
 
 
+class StoreFullError(StoreError):
+    """The state folder's disk is full: nothing was written; the same write can be tried again
+    once there is room."""
+
+
 class PublishError(FacedError):
     """The people folder cannot be written (read-only, missing disk, permissions)."""
 

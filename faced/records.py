@@ -42,6 +42,22 @@ def crashes(reason: str | None) -> int:
     return 0
 
 
+# Errors of access, not of content: the file may be fine once its permissions or its disk are
+# (a chmod, a remount), so such a record is read again at every rescan and when the file's
+# attributes change. Content errors wait for the file itself to change.
+ACCESS_ERRORS = ("cannot open: ", "cannot read: ")
+
+
+def access_reason(verb: str, exc: OSError) -> str:
+    """The reason recorded when a file could not be opened or read (`verb`: open or read)."""
+    return f"cannot {verb}: {exc.strerror or exc}"
+
+
+def is_access_error(reason: str | None) -> bool:
+    """True for an error of access (see ACCESS_ERRORS), worth retrying without a change."""
+    return reason is not None and reason.startswith(ACCESS_ERRORS)
+
+
 class Status(str, enum.Enum):
     """What a file turned out to be. The values are what the store's `images.status` holds."""
 

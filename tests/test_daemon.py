@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -82,15 +83,24 @@ class Daemon:
         self.notify = notify
         self.log = root / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.namespaced = False
 
-    def start(self) -> None:
+    def start(self, *, state_disk_kb: int | None = None) -> None:
+        """Start `faced run`. With `state_disk_kb`, the state folder is a tmpfs of that size,
+        mounted in a mount namespace of the daemon's own (see `grow_state_disk`)."""
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
         if self.notify:
             env["NOTIFY_SOCKET"] = str(self.notify.path)
             env["WATCHDOG_USEC"] = "2000000"
         with self.log.open("ab") as log:
+            command = [sys.executable, "-m", "faced", "run", "--config", str(self.config)]
+            if state_disk_kb is not None:
+                self.state.mkdir(exist_ok=True)
+                mount = f"mount -t tmpfs -o size={state_disk_kb}k tmpfs {self.state}"
+                command = ["unshare", "--mount", "sh", "-c", f'{mount} && exec "$@"', "-", *command]
+                self.namespaced = True
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "faced", "run", "--config", str(self.config)],
+                command,
                 cwd=REPO,
                 env=env,
                 stdout=log,
@@ -129,21 +139,70 @@ class Daemon:
             self.proc.wait(timeout=10)
         return left
 
+    def grow_state_disk(self, kb: int) -> None:
+        """Make room on the state folder's tmpfs (see `start`)."""
+        assert self.proc is not None
+        subprocess.run(
+            [
+                "nsenter",
+                "-t",
+                str(self.proc.pid),
+                "-m",
+                "mount",
+                "-o",
+                f"remount,size={kb}k",
+                str(self.state),
+            ],
+            check=True,
+        )
+
+    def query(self, sql: str) -> list[tuple[object, ...]]:
+        """Rows of a read-only query of the store, as the daemon sees it: through its own mount
+        namespace if it has one (SQLite resolves /proc/PID/root back to ours)."""
+        db = self.state / "faced.sqlite3"
+        if self.namespaced and self.proc is not None:
+            script = (
+                "import json, sqlite3, sys; c = sqlite3.connect(f'file:{sys.argv[1]}?mode=ro', "
+                "uri=True); print(json.dumps(c.execute(sys.argv[2]).fetchall()))"
+            )
+            out = subprocess.run(
+                [
+                    "nsenter",
+                    "-t",
+                    str(self.proc.pid),
+                    "-m",
+                    sys.executable,
+                    "-c",
+                    script,
+                    str(db),
+                    sql,
+                ],
+                capture_output=True,
+                text=True,
+            )
+            return [tuple(r) for r in json.loads(out.stdout)] if out.returncode == 0 else []
+        if not db.exists():
+            return []
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+            return c.execute(sql).fetchall()
+
     def rejections(self) -> int:
-        with sqlite3.connect(f"file:{self.state / 'faced.sqlite3'}?mode=ro", uri=True) as c:
-            return int(c.execute("SELECT COUNT(*) FROM rejections").fetchone()[0])
+        return int(str(self.query("SELECT COUNT(*) FROM rejections")[0][0]))
 
     def recorded_at_least(self, images: float) -> bool:
         return self.counts()[0] >= images
 
+    def has_under(self, path: Path, images: int) -> bool:
+        """True if the store records at least `images` files at or under `path`."""
+        paths = [
+            os.fsencode(str(r[0])) for r in self.query("SELECT CAST(path AS TEXT) FROM images")
+        ]
+        prefix = os.fsencode(path)
+        return sum(p == prefix or p.startswith(prefix + b"/") for p in paths) >= images
+
     def counts(self) -> tuple[int, int]:
-        db = self.state / "faced.sqlite3"
-        if not db.exists():
-            return 0, 0
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-            images = c.execute("SELECT COUNT(*) FROM images").fetchone()[0]
-            faces = c.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
-        return int(images), int(faces)
+        rows = self.query("SELECT (SELECT COUNT(*) FROM images), (SELECT COUNT(*) FROM faces)")
+        return (int(str(rows[0][0])), int(str(rows[0][1]))) if rows else (0, 0)
 
 
 def alive(pid: int) -> bool:
@@ -322,6 +381,61 @@ def test_a_link_deleted_while_running_is_a_rejection(running: Daemon) -> None:
     victim_link.unlink()
     until(lambda: running.rejections() >= 1, 30, "the daemon to record the rejection")
     assert victim_link.name not in [p.name for p in people_folders(running.people)[folder]]
+
+
+@pytest.mark.photos
+def test_a_people_folder_deleted_while_running_is_rebuilt(running: Daemon) -> None:
+    before = people_folders(running.people)
+    shutil.rmtree(running.people)
+    until(
+        lambda: running.people.is_dir() and people_folders(running.people).keys() == before.keys(),
+        30,
+        "the people folder rebuilt",
+    )
+
+
+@pytest.mark.photos
+def test_a_watched_folder_moved_away_and_recreated_is_watched_anew(running: Daemon) -> None:
+    images = running.counts()[0]
+    running.photos.rename(running.root / "photos.old")
+    running.photos.mkdir()
+    time.sleep(1)  # the old folder's watch is still alive meanwhile
+    for photo in sorted((SMALL / "jerry_seinfeld").glob("*.jpg"))[:2]:
+        shutil.copy(photo, running.photos / named(photo))
+    until(lambda: running.has_under(running.photos, 2), 30, "the new folder's photos read")
+    assert running.counts()[0] >= 2 and images > 2
+
+
+@pytest.mark.photos
+def test_a_symlink_made_in_the_watched_folder_is_read(running: Daemon) -> None:
+    photo = sorted((SMALL / "jerry_seinfeld").glob("*.jpg"))[0]
+    (running.photos / "linked.jpg").symlink_to(photo)
+    until(lambda: running.has_under(running.photos / "linked.jpg", 1), 30, "the symlink read")
+
+
+def can_mount_tmpfs() -> bool:
+    probe = ["unshare", "--mount", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"]
+    return os.geteuid() == 0 and subprocess.run(probe, capture_output=True).returncode == 0
+
+
+@pytest.mark.photos
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs root and mount namespaces (a tmpfs)")
+def test_a_full_state_disk_pauses_reading_until_there_is_room(
+    daemon: Daemon, listener: NotifyListener
+) -> None:
+    daemon.start(state_disk_kb=256)
+    until(lambda: "READY=1" in listener.fields(), 60, "READY=1")
+    photos = sorted(SMALL.glob("*/*.jpg"))[:40]
+    for photo in photos:
+        shutil.copy(photo, daemon.photos / named(photo))
+    until(lambda: "is full" in daemon.log.read_text(), 90, "the full disk to be said")
+    assert daemon.proc is not None and daemon.proc.poll() is None
+    daemon.grow_state_disk(20_000)
+    until(lambda: daemon.recorded_at_least(len(photos)), 120, "every photo read after all")
+    until(lambda: people_folders(daemon.people), 60, "person folders")
+    log = daemon.log.read_text()
+    assert log.count("free some space") == 1 and "can be written again" in log
+    assert "Traceback" not in log
 
 
 @pytest.mark.photos

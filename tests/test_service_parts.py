@@ -154,3 +154,37 @@ def test_a_reload_keeps_the_read_count_and_counts_from_the_new_store() -> None:
     )
     board.count_from(lambda: {"faces": 5, "people": 2, "errors": 0})
     assert board.line(0) == "0 queued, 1 read, 5 faces, 2 people, 0 unreadable"
+
+
+def test_a_file_fixed_after_an_access_error_is_read_when_touched(tmp_path: Path) -> None:
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+    path = os.fsencode(photo)
+    with Store(tmp_path / "state") as store:
+        take, scheduler, _ = intake(tmp_path, store, Clock())
+        denied = EncodeResult.failed(
+            path,
+            FileStat.of(path),
+            "cannot open: Permission denied",
+            detector=take.lib.label,
+            model="m",
+        )
+        store.images.record(denied, match=same_faces)
+        take.apply(Event(Kind.TOUCHED, path))  # chmod: same size, same mtime
+        assert list(scheduler.waiting) == [path]
+
+
+def test_a_touched_file_read_fine_is_not_read_again(tmp_path: Path) -> None:
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+    path = os.fsencode(photo)
+    with Store(tmp_path / "state") as store:
+        take, scheduler, _ = intake(tmp_path, store, Clock())
+        store.images.record(
+            EncodeResult.found(
+                path, FileStat.of(path), (), size=(1, 1), detector=take.lib.label, model="m"
+            ),
+            match=same_faces,
+        )
+        take.apply(Event(Kind.TOUCHED, path))
+        assert not scheduler.waiting

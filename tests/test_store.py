@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faced.errors import StoreError
+from faced.errors import StoreError, StoreFullError
 from faced.people.identity import same_faces
 from faced.pipeline.policy import ReclusterState
 from faced.records import EncodeResult, Face, FileStat
@@ -127,3 +127,16 @@ def test_a_damaged_database_is_refused_at_start_with_the_way_out(tmp_path: Path)
     db.write_bytes(bytes(data))
     with pytest.raises(StoreError, match="faced restore"):
         Store(tmp_path)
+
+
+def test_a_full_disk_is_a_store_full_error_with_nothing_written(tmp_path: Path) -> None:
+    with Store(tmp_path / "state") as store:
+        store.images.record(result(b"/p/a.jpg", "a"), match=same_faces)
+        pages = store.db.conn.execute("PRAGMA page_count").fetchone()[0]
+        store.db.conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk full"
+        with pytest.raises(StoreFullError, match="is full"):
+            store.images.record(result(b"/p/b.jpg", "b", n_faces=40), match=same_faces)
+        assert store.images.get(b"/p/b.jpg") is None and not store.db.conn.in_transaction
+        store.db.conn.execute(f"PRAGMA max_page_count = {pages * 100}")
+        store.images.record(result(b"/p/b.jpg", "b", n_faces=40), match=same_faces)
+        assert store.images.get(b"/p/b.jpg") is not None

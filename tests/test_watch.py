@@ -8,6 +8,7 @@ from pathlib import Path
 
 from watchdog.events import (
     DirCreatedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -102,3 +103,32 @@ def test_a_polled_folder_takes_files_that_stop_changing(tmp_path: Path) -> None:
     polled = h.without_close_events()
     polled.on_any_event(FileCreatedEvent(str(tmp_path / "a.jpg")))
     assert drain(q) == [(Kind.SETTLING, str(tmp_path / "a.jpg"), "")]
+
+
+def test_a_chmod_asks_whether_the_file_needs_reading(tmp_path: Path) -> None:
+    h, q = handler(tmp_path)
+    h.on_any_event(FileAttribEvent(str(tmp_path / "a.jpg")))
+    assert drain(q) == [(Kind.TOUCHED, str(tmp_path / "a.jpg"), "")]
+
+
+def test_a_created_symlink_is_complete_at_once(tmp_path: Path) -> None:
+    (tmp_path / "target.jpg").write_bytes(b"x")
+    (tmp_path / "link.jpg").symlink_to(tmp_path / "target.jpg")
+    h, q = handler(tmp_path)
+    h.on_any_event(FileCreatedEvent(str(tmp_path / "link.jpg")))
+    assert drain(q) == [(Kind.READY, str(tmp_path / "link.jpg"), "")]
+
+
+def test_a_recreated_watched_folder_is_watched_anew(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    h, _ = handler(tmp_path)
+    watcher = Watcher((WatchFolder(photos),), h)
+    watcher.start()
+    try:
+        photos.rename(tmp_path / "photos.old")  # the inotify watch follows the old folder
+        photos.mkdir()
+        assert watcher.check() == [photos]
+        assert watcher.check() == []
+    finally:
+        watcher.stop()

@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from faced.config import ImagesConfig
 from faced.errors import ImageError
+from faced.records import access_reason
 
 # Pillow's names for our format keys. (Its JPEG opener also yields multi-picture MPO files.)
 _PIL_FORMATS = {
@@ -83,7 +84,7 @@ def read_file(path: str | bytes, max_bytes: int) -> RawFile:
     except FileNotFoundError as exc:
         raise ImageError("vanished before it could be read") from exc
     except OSError as exc:
-        raise ImageError(f"cannot open: {exc.strerror or exc}") from exc
+        raise ImageError(access_reason("open", exc)) from exc
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -97,7 +98,7 @@ def read_file(path: str | bytes, max_bytes: int) -> RawFile:
         with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read()
     except OSError as exc:
-        raise ImageError(f"cannot read: {exc.strerror or exc}") from exc
+        raise ImageError(access_reason("read", exc)) from exc
     finally:
         os.close(fd)
     return RawFile(data, len(data), st.st_mtime_ns, content_hash(data))
@@ -129,7 +130,7 @@ def file_digest(path: str | bytes) -> tuple[int, int, str]:
     except FileNotFoundError as exc:
         raise ImageError("vanished before it could be read") from exc
     except OSError as exc:
-        raise ImageError(f"cannot read: {exc.strerror or exc}") from exc
+        raise ImageError(access_reason("read", exc)) from exc
     if st.st_size == 0:
         raise ImageError("empty file (0 bytes)")
     return st.st_size, st.st_mtime_ns, h.hexdigest()

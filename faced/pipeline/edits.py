@@ -164,7 +164,7 @@ class EditWatch:
         self.store = store
         self.people_dir = people_dir
         self.state = state
-        self._stamp: tuple[object, ...] = ()
+        self._stamp: tuple[object, ...] | None = None  # None: not looked yet
 
     def edited(self) -> bool:
         """True for a renamed, hidden or deleted person folder, a deleted link, or a link the
@@ -176,7 +176,9 @@ class EditWatch:
         published = self.store.published.folders()
         links = self.store.published.links()
         seen = observe(self.people_dir, self.state)
-        if any(pid not in seen for pid in published if pid != 0) and seen:
+        if published and not seen:
+            return True  # the people folder deleted or emptied: rebuilt (not "hide everyone")
+        if any(pid not in seen for pid in published if pid != 0):
             return True
         return any(
             pid in published

@@ -155,14 +155,19 @@ class Library:
             # Deleted while it was being read: its deletion may already have been taken in,
             # and recording the result now would bring back a photo that is gone.
             return self.store.images.forget([result.path]) > 0
+        before = self.store.images.get(result.path) if result.is_error else None
         if result.is_error:
-            log.warning("skipped %s: %s", os.fsdecode(result.path), result.reason)
+            # Said once: a file still unreadable for the same reason (retried at a rescan, or
+            # touched) is not news.
+            said = before is not None and before.reason == result.reason
+            (log.debug if said else log.warning)(
+                "skipped %s: %s", os.fsdecode(result.path), result.reason
+            )
         elif result.faces:
             log.debug("%s: %d face(s)", os.fsdecode(result.path), len(result.faces))
         if any(f.frame_ms is not None for f in result.faces):
             result = best_of_clip(result, self.cfg)
         if crashes(result.reason) == 1:  # count the crashes of a file that keeps killing workers
-            before = self.store.images.get(result.path)
             times = crashes(before.reason) + 1 if before and before.file_unchanged(result) else 1
             result = dataclasses.replace(result, reason=crash_reason(times))
         done = self.store.images.record(result, match=same_faces)

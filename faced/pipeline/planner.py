@@ -20,7 +20,7 @@ from faced.config import Config
 from faced.errors import ImageError
 from faced.faces.decode import file_digest
 from faced.pipeline.discover import walk
-from faced.records import MAX_CRASHES, crashes
+from faced.records import MAX_CRASHES, Status, crashes, is_access_error
 from faced.store import ImageRow, MetaKey, Store
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class ScanPlanner:
             or (row.size, row.mtime_ns) != (size, mtime_ns)
             or row.detector != self.label
             or 0 < crashes(row.reason) < MAX_CRASHES
+            or (row.status is Status.ERROR and is_access_error(row.reason))
         )
 
     def excluded(self) -> list[Path]:

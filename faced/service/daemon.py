@@ -26,12 +26,13 @@ from pathlib import Path
 from types import FrameType
 
 from faced.config import Config, load_config
-from faced.errors import ConfigError, PublishError
+from faced.errors import ConfigError, PublishError, StoreFullError
 from faced.faces.pool import EncoderPool, pool_size
 from faced.pipeline.library import Library
 from faced.pipeline.scan import INFLIGHT_PER_WORKER, crash_record
 from faced.pipeline.scheduler import EncodeScheduler
 from faced.records import EncodeResult
+from faced.service.backoff import Backoff
 from faced.service.debounce import Debouncer
 from faced.service.housekeeping import Housekeeping
 from faced.service.intake import Intake
@@ -75,6 +76,9 @@ class Daemon:
         self.debounce = Debouncer(cfg.daemon.debounce_seconds, cfg.daemon.max_delay_seconds)
         self.last_work = time.monotonic()
         self.publish_failing = False  # said once until it works again
+        # A full state disk pauses reading and re-clustering (what is read could not be kept);
+        # once it can write again, a rescan catches up on the events it could not record.
+        self.store_full = Backoff(f"the state folder {cfg.state} can be written again")
 
     def run(self) -> None:
         """Watch, encode and publish until `stop` or `reload` is set."""
@@ -107,8 +111,11 @@ class Daemon:
             try:
                 # Watch first, then scan: a photo arriving in between is seen by both, not neither.
                 self.watcher.start()
-                self.reconcile(all_folders=True)
-                self.refresh(incremental=False)
+                try:
+                    self.reconcile(all_folders=True)
+                    self.refresh(incremental=False)
+                except StoreFullError as exc:
+                    self.store_full.failed(time.monotonic(), exc)
                 self.notifier.ready(self.status_line())
                 log.info(
                     "faced is running: watching %s, people folders in %s",
@@ -131,21 +138,28 @@ class Daemon:
         next_ping = time.monotonic()
         while not self.stop.is_set() and not self.reload.is_set():
             self._wait()
-            self.intake.drain()
-            if handler.overflowed.is_set():
-                handler.overflowed.clear()
-                log.warning("too many file events at once; rescanning to catch up")
-                self.reconcile(all_folders=True)
-            self.intake.settle()
-            for result in self.scheduler.harvest():
-                self._record(result)
-            self.scheduler.feed(self._needs_reading)
             now = time.monotonic()
-            if self.debounce.due(now):
-                self.refresh()
-            if now >= next_rescan:
-                self.reconcile(all_folders=True)
-                next_rescan = now + rescan
+            try:
+                if self.store_full.retry_due(now):
+                    self._catch_up()
+                self.intake.drain()
+                if handler.overflowed.is_set():
+                    handler.overflowed.clear()
+                    log.warning("too many file events at once; rescanning to catch up")
+                    self.reconcile(all_folders=True)
+                self.intake.settle()
+                for result in self.scheduler.harvest():
+                    self._record(result)
+                if not self.store_full.paused(now):
+                    self.scheduler.feed(self._needs_reading)
+                if self.debounce.due(now) and not self.store_full.paused(now):
+                    self.refresh()
+                if now >= next_rescan:
+                    self.reconcile(all_folders=True)
+                    next_rescan = now + rescan
+            except StoreFullError as exc:
+                self.store_full.failed(now, exc)
+                self.notifier.status(f"state folder full; {self.status_line()}")
             if self.housekeeping.due(now):
                 self.housekeeping.run(now)
             self._pace(now)
@@ -182,12 +196,24 @@ class Daemon:
         return self.lib.planner.needs_encoding(row, st.st_size, st.st_mtime_ns)
 
     def _record(self, result: EncodeResult) -> None:
+        try:
+            changed = self.lib.record(result)
+        except StoreFullError:
+            self.scheduler.add(result.path)  # read again once it can be kept
+            raise
+        self.store_full.worked(time.monotonic())
         self.board.read(result)
         if not result.is_error and self.scheduler.queued < ARRIVALS_LOGGED_BELOW:
             # A photo arriving is an event that matters; a long import has its progress lines.
             log.info("read %s: %d face(s)", os.fsdecode(result.path), len(result.faces))
-        if self.lib.record(result):
+        if changed:
             self._changed()
+
+    def _catch_up(self) -> None:
+        """After a pause for a full state disk: rescan (events taken in meanwhile may not have
+        been recorded) and re-cluster. Writing again ends the pause; failing doubles it."""
+        self.reconcile(all_folders=True)
+        self.debounce.changed(time.monotonic())
 
     def _changed(self) -> None:
         self.board.stale()
@@ -212,6 +238,7 @@ class Daemon:
             self.debounce.changed(time.monotonic())
             self.notifier.status(f"cannot publish; {self.status_line()}")
             return
+        self.store_full.worked(time.monotonic())
         if self.publish_failing:
             log.info("the people folder %s is writable again", self.cfg.output)
             self.publish_failing = False

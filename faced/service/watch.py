@@ -24,6 +24,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -51,6 +52,7 @@ class Kind(enum.Enum):
     MOVED = "moved"  # renamed inside the watched tree: path -> dest
     NEW_TREE = "new_tree"  # a folder moved in: scan it
     NEW_DIR = "new_dir"  # a folder created (cp -r): scan it once its first files are written
+    TOUCHED = "touched"  # attributes changed (chmod, touch): read it if the store says so
 
 
 @dataclass(frozen=True)
@@ -139,12 +141,29 @@ class Handler(FileSystemEventHandler):
             # their own (cp -r): the folder is scanned once they have had time to land.
             if self._folder(src):
                 self._put(Event(Kind.NEW_DIR, src))
+        elif isinstance(event, FileAttribEvent):
+            # A chmod that makes an unreadable file readable changes neither size nor mtime.
+            if self._photo(src):
+                self._put(Event(Kind.TOUCHED, src))
+        elif isinstance(event, FileCreatedEvent) and os.path.islink(src):
+            # A symlink is complete when it is created, and is never closed after writing.
+            if self._photo(src):
+                self._put(Event(Kind.READY, src))
         elif (
             isinstance(event, (FileCreatedEvent, FileModifiedEvent))
             and not self.close_events  # with close events, the close (or the move) follows
             and self._photo(src)
         ):
             self._put(Event(Kind.SETTLING, src))
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """Which folder is at `path` now: (st_dev, st_ino), or (0, 0) if none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (st.st_dev, st.st_ino)
 
 
 def _inotify_observer() -> BaseObserver | None:
@@ -165,6 +184,7 @@ class Watcher:
         self.observers: dict[Path, BaseObserver] = {}
         self._fell_back: set[Path] = set()
         self._missing: set[Path] = set()
+        self._identity: dict[Path, tuple[int, int]] = {}  # (st_dev, st_ino) when started
 
     def start(self) -> None:
         for folder in self.folders:
@@ -202,22 +222,35 @@ class Watcher:
             self._start(folder)
             return
         self.observers[folder.path] = observer
+        self._identity[folder.path] = _identity(folder.path)
         log.info("watching %s (%s)", folder.path, "polling" if polling else "inotify")
 
     def check(self) -> list[Path]:
-        """Restart observers whose thread died, and start those whose folder appeared.
-        Returns the folders (re)started, which the caller should rescan."""
+        """Restart observers whose thread died or whose folder was replaced (moved away,
+        re-created: an inotify watch follows the old folder), and start those whose folder
+        appeared. Returns the folders (re)started, which the caller should rescan."""
         restarted = []
         for folder in self.folders:
             observer = self.observers.get(folder.path)
-            if (
+            alive = (
                 observer is not None
                 and observer.is_alive()
                 and all(e.is_alive() for e in observer.emitters)
-            ):
+            )
+            replaced = observer is not None and _identity(folder.path) != self._identity.get(
+                folder.path
+            )
+            if alive and not replaced:
                 continue
             if observer is not None:
-                log.warning("the observer of %s stopped; restarting it", folder.path)
+                if replaced:
+                    log.warning(
+                        "%s is another folder now (moved away, re-created, mounted or "
+                        "unmounted); watching it anew",
+                        folder.path,
+                    )
+                else:
+                    log.warning("the observer of %s stopped; restarting it", folder.path)
                 self._stop(observer)
                 del self.observers[folder.path]
             self._start(folder)

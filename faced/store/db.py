@@ -16,11 +16,12 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from faced.errors import StoreError
+from faced.errors import StoreError, StoreFullError
 from faced.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DB_NAME = "faced.sqlite3"
 LOCK_NAME = "writer.lock"
+SQLITE_FULL = 13  # the result code of "database or disk is full" (not in typeshed's sqlite3)
 
 # What to do about a database that cannot be read: nothing the user decided need be lost.
 RECOVERY = (
@@ -132,11 +133,26 @@ class Db:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any exception."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One atomic write: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any exception.
+
+        A full disk raises StoreFullError with nothing written (the transaction rolled back),
+        so the caller may try the same write again later."""
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != SQLITE_FULL:
+                raise
+            if self.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+            raise StoreFullError(
+                f"the state folder {self.path.parent} is full ({exc}): free some space on its "
+                "disk; faced keeps what it has, and reads on once it can write again"
+            ) from exc
