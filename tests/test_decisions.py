@@ -276,3 +276,62 @@ def test_decisions_exported_apply_to_a_fresh_state(
     elton = {os.path.realpath(p) for p in people_folders(people).get("Elton", [])}
     assert elton and str(rejected) not in elton
     assert who_is_where(people)["Elton"] == "elton_john"
+
+
+def damage_an_index(state: Path) -> None:
+    """An index whose entries no longer match its table: the full integrity check finds it
+    (quick_check does not), while the tables themselves can still be read."""
+    with sqlite3.connect(state / "faced.sqlite3") as db:
+        db.execute("PRAGMA writable_schema = ON")
+        db.execute(
+            "UPDATE sqlite_schema SET sql = 'CREATE INDEX images_digest ON images (size)' "
+            "WHERE name = 'images_digest'"
+        )
+
+
+def scribble_over(state: Path) -> None:
+    """Random bytes over many pages: past salvage."""
+    db = state / "faced.sqlite3"
+    data = bytearray(db.read_bytes())
+    for offset in range(4096 * 2, len(data) - 4096, 4096 * 2):
+        data[offset + 100 : offset + 900] = os.urandom(800)
+    db.write_bytes(bytes(data))
+
+
+def test_check_tells_a_sound_state_from_a_damaged_one(
+    small: PhotoLibrary, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert faced("check", "--state", small.state) == 0
+    assert "sound" in capsys.readouterr().out
+    damage_an_index(small.state)
+    assert faced("check", "--state", small.state) == 1
+    out = capsys.readouterr().out
+    assert "damaged" in out and "faced check --repair" in out
+
+
+def repair(lib: PhotoLibrary) -> int:
+    config = lib.root / "faced.yaml"
+    config.write_text(
+        f"watch: [{lib.photos}]\noutput: {lib.people}\nstate: {lib.state}\n", encoding="utf-8"
+    )
+    return faced("check", "--repair", "--config", config)
+
+
+def test_repair_keeps_names_and_rejections_salvaged_from_the_damaged_state(
+    small: PhotoLibrary,
+) -> None:
+    rejected = name_elton_and_reject_one(small)
+    damage_an_index(small.state)
+    assert repair(small) == 0
+    assert faced("check", "--state", small.state) == 0
+    assert list(small.state.glob("faced.sqlite3.damaged-*"))  # kept, never deleted
+    assert who_is_where(small.people)["Elton"] == "elton_john"
+    assert linked(small, "Elton") and str(rejected) not in linked(small, "Elton")
+
+
+def test_repair_past_salvage_takes_the_names_back_from_the_folders(small: PhotoLibrary) -> None:
+    name_elton_and_reject_one(small)
+    scribble_over(small.state)
+    assert repair(small) == 0
+    assert faced("check", "--state", small.state) == 0
+    assert who_is_where(small.people)["Elton"] == "elton_john"

@@ -279,6 +279,36 @@ def cmd_restore(args: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace, cfg: Config) -> int:
+    cfg = _state(args, cfg)
+    if args.repair:
+        from faced.tools.repair import repair_state
+
+        done = repair_state(cfg, encoder(cfg))
+        print(f"the damaged database was kept as {done.aside}")
+        if done.salvaged:
+            print(f"names, merges, hidden people and rejections salvaged into {done.salvaged}")
+        else:
+            print(
+                f"nothing could be salvaged from it ({done.salvage_error}); names were taken "
+                "back from the people folders"
+            )
+        print(
+            f"rebuilt: {done.photos} photo(s) read, {done.people} people; folders in {cfg.output}"
+        )
+        return EXIT_OK
+    problems = Store.problems(cfg.state)
+    if not problems:
+        print(f"{cfg.state}: the database is sound")
+        return EXIT_OK
+    print(f"{cfg.state}: the database is damaged:", *problems, sep="\n  ")
+    print(
+        "to rebuild it without losing names: stop faced, then run `faced check --repair` "
+        "(or put a backup back: `faced restore FILE`)"
+    )
+    return EXIT_FAILURE
+
+
 def cmd_decisions(args: argparse.Namespace, cfg: Config) -> int:
     from faced.tools.decisions import export_decisions, import_decisions
 

@@ -153,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=c.cmd_restore)
 
     p = sub.add_parser(
+        "check",
+        parents=[common],
+        help="check the state's database; --repair rebuilds a damaged one, keeping names",
+        description="Runs SQLite's full integrity check (read-only: safe while the daemon "
+        "runs). With --repair (stop the daemon first), a damaged database is set aside, the "
+        "decisions it still holds are salvaged, the watched photos are read again into a new "
+        "one and the decisions put back; names also come back from the people folders.",
+    )
+    p.add_argument(
+        "--repair", action="store_true", help="rebuild the database (slow: reads every photo)"
+    )
+    p.set_defaults(func=c.cmd_check)
+
+    p = sub.add_parser(
         "decisions",
         parents=[common],
         help="export or import names, merges, hidden people and rejections as JSON",

@@ -17,6 +17,7 @@ contract): it stores records (faced.records), it does not make them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -98,6 +99,34 @@ class Store:
         finally:
             target.close()
         os.replace(tmp, dest)
+
+    @staticmethod
+    def problems(state_dir: Path, limit: int = 10) -> list[str]:
+        """What SQLite's full integrity check finds wrong with `state_dir`'s database, at most
+        `limit` lines; [] when it is sound. Reads only (safe while the daemon runs)."""
+        db = state_dir / DB_NAME
+        if not db.exists():
+            raise StoreError(f"no faced state in {state_dir} (run `faced scan` or `faced run`)")
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as check:
+                rows = check.execute(f"PRAGMA integrity_check({int(limit)})").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)]
+        found = [str(r[0]) for r in rows]
+        return [] if found == ["ok"] else found
+
+    @staticmethod
+    def set_aside(state_dir: Path) -> Path:
+        """Move `state_dir`'s database (with its WAL) aside as faced.sqlite3.damaged-TIME, so
+        that the next open starts an empty one. Returns where it went; nothing is deleted."""
+        if Db.owner_running(state_dir):
+            raise StoreError(f"a faced process is using {state_dir}; stop it first")
+        aside = state_dir / f"{DB_NAME}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        for suffix in ("-wal", "-shm", ""):
+            part = state_dir / f"{DB_NAME}{suffix}"
+            if part.exists():
+                os.replace(part, aside.with_name(aside.name + suffix))
+        return aside
 
     @staticmethod
     def restore(source: Path, state_dir: Path) -> None:

@@ -25,9 +25,9 @@ SQLITE_FULL = 13  # the result code of "database or disk is full" (not in typesh
 
 # What to do about a database that cannot be read: nothing the user decided need be lost.
 RECOVERY = (
-    "To recover, stop faced and either put a backup back (`faced restore FILE`), or move the "
-    "state folder aside and run `faced scan` (or start the daemon) with an empty one: it reads "
-    "the photos again and takes the names back from the people folders."
+    "To recover, stop faced and run `faced check --repair`: it keeps the damaged file, salvages "
+    "names, merges and rejections from it, and reads the photos again (names also come back "
+    "from the people folders). Or put a backup back: `faced restore FILE`."
 )
 
 
