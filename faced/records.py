@@ -74,6 +74,10 @@ class Face:
     encoding: np.ndarray  # float32, shape (128,)
     thumb: bytes
     frame_ms: int | None = None  # where in a video it was seen; None for a photo
+    # The detector's margin over its own line (faced.faces.backends.FaceBackend.detect); below
+    # 0 a weak detection, which may join a person but never starts or bridges one. None: not
+    # known (faces imported from elsewhere), counted as a face.
+    score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -178,3 +178,24 @@ def test_a_tight_person_does_not_absorb_the_strangers_around_them() -> None:
     labels = cluster_faces(xs, distinct(len(xs)), P)
     assert len(set(labels[:20])) == 1 and labels[0] >= 0
     assert (labels[20:] == -1).all()
+
+
+def test_weak_detections_close_together_never_become_a_person() -> None:
+    # Non-faces (a blob, an ear, a pattern) found below the detector's line lie close together.
+    rng = np.random.default_rng(7)
+    x, _ = people(rng, [8, 6])
+    weak = np.zeros(len(x), dtype=bool)
+    weak[8:] = True
+    photos = np.arange(len(x))
+    assert len(set(cluster_faces(x, photos, P)[8:])) == 1  # without the gate: a "person"
+    labels = cluster_faces(x, photos, P, weak)
+    assert (labels[8:] == -1).all() and len(set(labels[:8])) == 1 and labels[0] >= 0
+
+
+def test_a_weak_face_close_to_a_person_joins_them() -> None:
+    rng = np.random.default_rng(8)
+    x, _ = people(rng, [10])
+    weak = np.zeros(len(x), dtype=bool)
+    weak[-2:] = True  # two of their faces scored just below the detector's line
+    labels = cluster_faces(x, np.arange(len(x)), P, weak)
+    assert labels[0] >= 0 and (labels == labels[0]).all()

@@ -39,7 +39,7 @@ def searches(photo: np.ndarray) -> tuple[list[Box], list[Box]]:
     assert upsample == 0 and h * w * scale**2 > faced.faces.detect.CASCADE_MIN_PIXELS
     cascade = models.detect(photo, scale, upsample, replace(det, coarse_to_fine=True))
     whole = models.detect(photo, scale, upsample, det)
-    return cascade, whole
+    return [b for b, _ in cascade], [b for b, _ in whole]
 
 
 @pytest.mark.photos
@@ -66,5 +66,5 @@ def test_cascade_on_a_large_group_photo() -> None:
 def test_overlapping_boxes_are_one_face_the_best_scored() -> None:
     a, b, c = (100, 200, 200, 100), (105, 205, 205, 105), (100, 400, 200, 300)
     inner = (120, 180, 180, 120)  # wholly inside a
-    assert suppress_overlaps([(0.2, a), (0.9, b), (0.5, c), (0.3, inner)]) == [b, c]
+    assert suppress_overlaps([(0.2, a), (0.9, b), (0.5, c), (0.3, inner)]) == [(b, 0.9), (c, 0.5)]
     assert suppress_overlaps([]) == []

@@ -140,3 +140,32 @@ def test_a_full_disk_is_a_store_full_error_with_nothing_written(tmp_path: Path) 
         store.db.conn.execute(f"PRAGMA max_page_count = {pages * 100}")
         store.images.record(result(b"/p/b.jpg", "b", n_faces=40), match=same_faces)
         assert store.images.get(b"/p/b.jpg") is not None
+
+
+def test_a_weak_detection_is_marked_in_the_clustering_table(tmp_path: Path) -> None:
+    faces = (
+        Face((0, 10, 10, 0), np.zeros(128, np.float32), b"j", score=0.4),
+        Face((20, 30, 30, 20), np.ones(128, np.float32), b"j", score=-0.05),
+        Face((40, 50, 50, 40), np.full(128, 2, np.float32), b"j"),  # score unknown: a face
+    )
+    with Store(tmp_path) as store:
+        store.images.record(
+            EncodeResult.found(
+                b"/p/a.jpg", FileStat(1, 1, "a"), faces, size=(60, 60), detector="d", model="m"
+            ),
+            match=same_faces,
+        )
+        assert store.faces.table("m").weak.tolist() == [False, True, False]
+
+
+def test_rows_under_a_folder_come_from_a_range_of_the_path_index(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        for path in (b"/p/a/1.jpg", b"/p/a/sub/2.jpg", b"/p/ab/3.jpg", b"/p/a.jpg", b"/q/4.jpg"):
+            store.images.record(result(path, path.decode()), match=same_faces)
+        assert sorted(store.images.rows_under([b"/p/a/"])) == [b"/p/a/1.jpg", b"/p/a/sub/2.jpg"]
+        assert sorted(store.images.under(b"/p/a")) == [b"/p/a/1.jpg", b"/p/a/sub/2.jpg"]
+        plan = store.db.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM images WHERE path >= ? AND path < ?",
+            (b"/p/", b"/p0"),
+        ).fetchall()
+        assert "INDEX" in str(plan)

@@ -76,9 +76,9 @@ def search_hog(
     upsample: int,
     coarse_to_fine: bool = False,
     threshold: float = 0.0,
-) -> list[Box]:
+) -> list[tuple[Box, float]]:
     """HOG face boxes scoring `threshold` or more (0 is dlib's own line), in `rgb`'s pixels,
-    for a search planned by `detection_plan`."""
+    for a search planned by `detection_plan`, each with its score."""
     h, w = rgb.shape[:2]
     if coarse_to_fine and not upsample and h * w * scale * scale >= CASCADE_MIN_PIXELS:
         return _coarse_to_fine(run, rgb, scale, threshold)
@@ -87,12 +87,14 @@ def search_hog(
 
 def _whole(
     run: RunHog, rgb: np.ndarray, scale: float, upsample: int, threshold: float
-) -> list[Box]:
+) -> list[tuple[Box, float]]:
     """Every level from `scale` down, searched over the whole photo."""
-    return [box for _, box in _run(run, scaled_copy(rgb, scale), upsample, threshold, scale)]
+    return [(box, s) for s, box in _run(run, scaled_copy(rgb, scale), upsample, threshold, scale)]
 
 
-def _coarse_to_fine(run: RunHog, rgb: np.ndarray, scale: float, threshold: float) -> list[Box]:
+def _coarse_to_fine(
+    run: RunHog, rgb: np.ndarray, scale: float, threshold: float
+) -> list[tuple[Box, float]]:
     """The levels below `scale` searched whole, the level at `scale` around their hits."""
     h, w = rgb.shape[:2]
     coarse = scale / PYRAMID_STEP
@@ -164,13 +166,14 @@ def _around(box: Box, h: int, w: int) -> tuple[int, int, int, int]:
     )
 
 
-def suppress_overlaps(found: list[tuple[float, Box]]) -> list[Box]:
-    """Best-scoring boxes first; a box overlapping a kept one is the same face (dlib's rule
-    for its own detections: overlap over union above 0.5, or nearly all of one inside)."""
-    kept: list[Box] = []
-    for _, box in sorted(found, key=lambda sb: -sb[0]):
-        if not any(same_face(box, k) for k in kept):
-            kept.append(box)
+def suppress_overlaps(found: list[tuple[float, Box]]) -> list[tuple[Box, float]]:
+    """Best-scoring boxes first (with their scores); a box overlapping a kept one is the same
+    face (dlib's rule for its own detections: overlap over union above 0.5, or nearly all of
+    one inside)."""
+    kept: list[tuple[Box, float]] = []
+    for score, box in sorted(found, key=lambda sb: -sb[0]):
+        if not any(same_face(box, k) for k, _ in kept):
+            kept.append((box, score))
     return kept
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -27,21 +28,29 @@ log = logging.getLogger(__name__)
 THUMB_SIDE = 128  # face crops kept in the store for montages, so publishing never re-decodes
 
 
-def find_faces(
-    rgb: np.ndarray, det: DetectionConfig, models: FaceBackend
-) -> list[tuple[Box, np.ndarray]]:
+class Found(NamedTuple):
+    """A face found in a photo: its box (trimmed to the photo), detector score, descriptor."""
+
+    box: Box
+    score: float
+    encoding: np.ndarray
+
+
+def find_faces(rgb: np.ndarray, det: DetectionConfig, models: FaceBackend) -> list[Found]:
     """Detect at the planned scale, map boxes to `rgb`, describe faces on `rgb` itself."""
     h, w = rgb.shape[:2]
     scale, upsample = detection_plan(w, h, det)
     boxes: list[Box] = []
-    for top, right, bottom, left in models.detect(rgb, scale, upsample, det):
+    scores: list[float] = []
+    for (top, right, bottom, left), score in models.detect(rgb, scale, upsample, det):
         # face_recognition trims to the image the same way before computing landmarks.
         box = (max(top, 0), min(right, w), min(bottom, h), max(left, 0))
         if box[2] - box[0] < 1 or box[1] - box[3] < 1:
             continue
         boxes.append(box)
+        scores.append(score)
     vectors = models.describe(rgb, boxes, det.jitters)
-    return list(zip(boxes, vectors, strict=True))
+    return [Found(*f) for f in zip(boxes, scores, vectors, strict=True)]
 
 
 def face_thumbnail(rgb: np.ndarray, box: Box, side: int = THUMB_SIDE) -> bytes:
@@ -73,7 +82,8 @@ def encode_photo(path: bytes, images: ImagesConfig, det: DetectionConfig) -> Enc
         rgb = decoded.rgb
         found = find_faces(rgb, det, get_backend(det.detector))
         faces = tuple(
-            Face(box, enc.astype(np.float32), face_thumbnail(rgb, box)) for box, enc in found
+            Face(f.box, f.encoding.astype(np.float32), face_thumbnail(rgb, f.box), score=f.score)
+            for f in found
         )
     except Exception as exc:
         return failure(path, file, exc, det)

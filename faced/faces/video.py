@@ -82,8 +82,9 @@ def encode_video(path: bytes, det: DetectionConfig, video: VideoConfig) -> Encod
         for ms, rgb in frames(path, video):
             seen += 1
             height, width = rgb.shape[:2]
-            for box, enc in find_faces(rgb, det, models):
-                faces.append(Face(box, enc.astype(np.float32), face_thumbnail(rgb, box), ms))
+            for f in find_faces(rgb, det, models):
+                thumb = face_thumbnail(rgb, f.box)
+                faces.append(Face(f.box, f.encoding.astype(np.float32), thumb, ms, f.score))
         if not seen:
             raise ImageError("not a readable video: no frame could be decoded")
     except Exception as exc:

@@ -34,13 +34,37 @@ LARGE = 20_000
 
 
 def cluster_faces(
-    encodings: np.ndarray, image_ids: np.ndarray, params: ClusterParams
+    encodings: np.ndarray,
+    image_ids: np.ndarray,
+    params: ClusterParams,
+    weak: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Cluster (n, 128) descriptors; `image_ids` says which faces share a photo.
+    """Cluster (n, 128) descriptors; `image_ids` says which faces share a photo; `weak` marks
+    the faces found only below the detector's own line.
+
+    A cluster that is at least half weak detections is no person: its weak faces are let go
+    (the strong ones stay, and `min_faces` decides). The detector's score is its own
+    confidence that a box is a face, and non-faces (a blob, an ear, a pattern) have descriptors
+    that lie close together: a group the detector itself mostly doubted is not published. Weak
+    faces otherwise cluster like any other: keeping them out of the tree altogether lost faces
+    of real people on the shared sets (docs/decisions/clustering.md).
 
     Returns int64 labels (n,), -1 for faces that belong to no cluster. Deterministic: the same
     input gives the same labels.
     """
+    labels = _cluster(encodings, np.asarray(image_ids), params)
+    if weak is None or not weak.any():
+        return labels
+    # A cluster mostly of weak detections is no person: its weak faces are let go.
+    ids, inverse = np.unique(labels, return_inverse=True)
+    weak_n = np.bincount(inverse, weights=weak, minlength=len(ids))
+    total = np.bincount(inverse, minlength=len(ids))
+    junk = (ids >= 0) & (2 * weak_n >= total)
+    labels = np.where(junk[inverse] & weak, -1, labels)
+    return renumber(labels)
+
+
+def _cluster(encodings: np.ndarray, image_ids: np.ndarray, params: ClusterParams) -> np.ndarray:
     n = len(encodings)
     if n < 2:
         return np.full(n, -1, dtype=np.int64)
@@ -49,7 +73,7 @@ def cluster_faces(
     x = np.ascontiguousarray(encodings, dtype=np.float32)
     labels = cluster_exact(x, params)
     if params.one_face_per_photo:
-        labels = one_face_per_photo(x, np.asarray(image_ids), labels)
+        labels = one_face_per_photo(x, image_ids, labels)
     return renumber(labels)
 
 

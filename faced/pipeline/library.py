@@ -286,7 +286,7 @@ class Library:
         report = report or RefreshReport()
         c = self.cfg.clustering
         table = self.store.faces.table(self.model)
-        labels = cluster_faces(table.encoding, table.photo_id, cluster_params(c))
+        labels = cluster_faces(table.encoding, table.photo_id, cluster_params(c), table.weak)
         result = assign_people(
             table.face_id,
             table.photo_id,

@@ -66,8 +66,8 @@ class ScanPlanner:
         found = {
             p: (s, m) for p, s, m in walk(roots, self.cfg.images, self.excluded(), self.cfg.video)
         }
-        known = self.store.images.all()
         prefixes = [_prefix(r) for r in roots]
+        known = self.store.images.rows_under(prefixes)
         offline = OfflineRoots(self.store, self.cfg.library.offline_days)
         watched = {w.path for w in self.cfg.watch}  # only a watched root can be offline
         online = [

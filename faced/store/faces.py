@@ -25,6 +25,7 @@ class FaceTable:
     photo_id: np.ndarray  # int64 (n,)
     person_id: np.ndarray  # int64 (n,)
     encoding: np.ndarray  # float32 (n, 128)
+    weak: np.ndarray  # bool (n,): found only below the detector's own line (score < 0)
 
     def __len__(self) -> int:
         return len(self.face_id)
@@ -52,14 +53,15 @@ class Faces:
     def table(self, model: str) -> FaceTable:
         """Every face described by `model`, as arrays for clustering."""
         rows = self.db.conn.execute(
-            f"SELECT id, {_PHOTO_OF_FACE}, COALESCE(person_id, -1), encoding FROM faces"
-            " WHERE model = ? ORDER BY id",
+            f"SELECT id, {_PHOTO_OF_FACE}, COALESCE(person_id, -1), encoding,"
+            " COALESCE(score, 0) < 0 FROM faces WHERE model = ? ORDER BY id",
             (model,),
         ).fetchall()
         n = len(rows)
         enc = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(n, 128)
         ids = np.array([(r[0], r[1], r[2]) for r in rows], dtype=np.int64).reshape(n, 3)
-        return FaceTable(ids[:, 0], ids[:, 1], ids[:, 2], enc.astype(np.float32))
+        weak = np.array([bool(r[4]) for r in rows], dtype=bool)
+        return FaceTable(ids[:, 0], ids[:, 1], ids[:, 2], enc.astype(np.float32), weak)
 
     def rows(self, *, assigned_only: bool = False) -> list[FaceRow]:
         """Every face (or every face with a person) with its photo's path, by face id."""

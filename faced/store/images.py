@@ -122,6 +122,18 @@ class Images:
         rows = self.db.conn.execute(f"SELECT {_COLUMNS} FROM images")
         return {bytes(r[1]): ImageRow.of(r) for r in rows}
 
+    def rows_under(self, prefixes: list[bytes]) -> dict[bytes, ImageRow]:
+        """The recorded files whose paths start with one of `prefixes` (each ending in "/"),
+        by path: a range on the path index per prefix, so a folder moved into a large library
+        reads only its own rows."""
+        out: dict[bytes, ImageRow] = {}
+        for prefix in set(prefixes):
+            rows = self.db.conn.execute(
+                f"SELECT {_COLUMNS} FROM images WHERE path >= ? AND path < ?", _range(prefix)
+            )
+            out.update((bytes(r[1]), ImageRow.of(r)) for r in rows)
+        return out
+
     def get(self, path: bytes) -> ImageRow | None:
         """The record of one path, if any."""
         r = self.db.conn.execute(
@@ -182,7 +194,8 @@ class Images:
             for face in result.faces:
                 fc = c.execute(
                     "INSERT INTO faces (image_id, box_top, box_right, box_bottom, box_left,"
-                    " encoding, detector, model, frame_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " encoding, detector, model, frame_ms, score)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         image_id,
                         *face.box,
@@ -190,6 +203,7 @@ class Images:
                         result.detector,
                         result.model,
                         face.frame_ms,
+                        face.score,
                     ),
                 )
                 assert fc.lastrowid is not None
@@ -219,7 +233,7 @@ class Images:
         """Paths of every record at or below `folder`."""
         prefix = folder.rstrip(b"/") + b"/"
         rows = self.db.conn.execute(
-            "SELECT path FROM images WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+            "SELECT path FROM images WHERE path >= ? AND path < ?", _range(prefix)
         ).fetchall()
         return [bytes(r[0]) for r in rows]
 
@@ -262,3 +276,10 @@ class Images:
         rows = self.db.conn.execute("SELECT status, COUNT(*) FROM images GROUP BY status")
         counts = {Status(s): int(n) for s, n in rows}
         return {s: counts.get(s, 0) for s in Status}
+
+
+def _range(prefix: bytes) -> tuple[bytes, bytes]:
+    """The bounds of the paths starting with `prefix` (ending in "/"): each sorts between it
+    and the prefix with its last byte raised by one (BLOBs compare bytewise), a range the path
+    index answers without reading other rows."""
+    return prefix, prefix[:-1] + bytes([prefix[-1] + 1])

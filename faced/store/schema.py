@@ -97,5 +97,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX departed_digest ON departed (digest);
     ALTER TABLE people ADD COLUMN hidden REAL;
     """,
+    # 5: each face's detector score (its margin over the detector's own line): a weak
+    # detection may join a person but never starts or bridges one. NULL for faces recorded
+    # before (counted as faces).
+    """
+    ALTER TABLE faces ADD COLUMN score REAL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

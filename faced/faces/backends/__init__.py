@@ -26,9 +26,11 @@ class FaceBackend(Protocol):
 
     def detect(
         self, rgb: np.ndarray, scale: float, upsample: int, det: DetectionConfig
-    ) -> list[Box]:
+    ) -> list[tuple[Box, float]]:
         """Untrimmed boxes in `rgb`'s pixels, searched on a copy scaled by `scale` and
-        upsampled `upsample` times (faced.faces.detect.detection_plan decides both)."""
+        upsampled `upsample` times (faced.faces.detect.detection_plan decides both), each with
+        its score: the margin over the detector's own line, so that 0 means "just a face" for
+        every backend and a negative score a hit found only below that line."""
         ...
 
     def describe(self, rgb: np.ndarray, boxes: list[Box], jitters: int) -> list[np.ndarray]:

@@ -55,8 +55,8 @@ class DlibBackend:
 
     def detect(
         self, rgb: np.ndarray, scale: float, upsample: int, det: DetectionConfig
-    ) -> list[Box]:
-        """Face boxes in `rgb`'s pixels, searched as detection_plan says (scaled copy, dlib
+    ) -> list[tuple[Box, float]]:
+        """Scored face boxes in `rgb`'s pixels, searched as detection_plan says (scaled copy, dlib
         upsampling; HOG at det.hog_threshold, coarse to fine if det says so, see
         faced.faces.detect); untrimmed (boxes may reach past the border).
 
@@ -68,7 +68,8 @@ class DlibBackend:
                 self._hog.run, rgb, scale, upsample, det.coarse_to_fine, det.hog_threshold
             )
         found = self._cnn(scaled_copy(rgb, scale), upsample)
-        return [photo_box(d.rect, scale) for d in found]
+        # The CNN's confidence is its margin over its own line, 0, like HOG's score.
+        return [(photo_box(d.rect, scale), float(d.confidence)) for d in found]
 
     def describe(self, rgb: np.ndarray, boxes: list[Box], jitters: int) -> list[np.ndarray]:
         """128-d descriptors for `boxes` (trimmed to `rgb`), as face_recognition computes them.
