@@ -52,6 +52,7 @@ def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         nlist = int(4 * np.sqrt(n))
         index = faiss.IndexIVFFlat(faiss.IndexFlatL2(PCA_DIMS), PCA_DIMS, nlist)
         index.cp.niter = 10
+        index.cp.min_points_per_centroid = 20  # the sample above (faiss would warn below 39)
         index.train(space[rng.choice(n, min(n, 20 * nlist), replace=False)])
         index.nprobe = 6
     index.add(space)

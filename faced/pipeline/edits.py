@@ -18,7 +18,7 @@ from pathlib import Path
 
 from faced.config import Config
 from faced.publish.layout import default_folder, default_folder_id
-from faced.publish.observe import SeenFolder, folder_stamp, observe
+from faced.publish.observe import SeenFolder, Stamp, folder_stamp, observe
 from faced.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,9 @@ class EditsTaken:
     hidden: int = 0  # people hidden
 
 
-def take_user_edits(store: Store, cfg: Config, state: str) -> EditsTaken:
-    """Record what the user changed in the people folder since faced last published it."""
-    seen = observe(cfg.output, state)
+def take_user_edits(store: Store, cfg: Config, seen: dict[int, SeenFolder]) -> EditsTaken:
+    """Record what the user changed in the people folder since faced last published it;
+    `seen` is what the people folder holds of this state's folders now (its survey)."""
     published = store.published.folders()
     links = store.published.links()
     renamed = rejected = hidden = 0
@@ -164,15 +164,16 @@ class EditWatch:
         self.store = store
         self.people_dir = people_dir
         self.state = state
-        self._stamp: tuple[object, ...] | None = None  # None: not looked yet
+        self._stamp: Stamp | None = None
+        self._looked = False
 
     def edited(self) -> bool:
         """True for a renamed, hidden or deleted person folder, a deleted link, or a link the
         user put into a folder, not yet taken in."""
         stamp = folder_stamp(self.people_dir)
-        if stamp == self._stamp:
+        if self._looked and stamp == self._stamp:
             return False
-        self._stamp = stamp
+        self._stamp, self._looked = stamp, True
         published = self.store.published.folders()
         links = self.store.published.links()
         seen = observe(self.people_dir, self.state)

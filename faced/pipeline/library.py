@@ -31,7 +31,7 @@ from faced.pipeline.policy import ReclusterPolicy
 from faced.pipeline.recover import adopt, foreign_folders, repair_markers
 from faced.publish.folders import Publisher
 from faced.publish.layout import plan_layout
-from faced.publish.observe import survey
+from faced.publish.observe import Surveyor
 from faced.publish.owner import Owner, claim
 from faced.records import EncodeResult, crash_reason, crashes
 from faced.store import MetaKey, Store
@@ -142,6 +142,10 @@ class Library:
         if store.meta.get(MetaKey.OUTPUT) != str(cfg.output):
             store.meta.set(MetaKey.OUTPUT, str(cfg.output))
         self.state = store.state_id()
+        self.survey = Surveyor(cfg.output, self.state)
+        # The store's generation and the people folder's stamp right after the last publish:
+        # while both hold, a refresh has nothing to take in and nothing to write.
+        self._settled: tuple[object, ...] | None = None
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -197,11 +201,14 @@ class Library:
         """
         t0 = time.monotonic()
         report = RefreshReport()
+        if not force and self._settled is not None and self._settled == self._now():
+            return report  # neither the store nor the people folder changed since the publish
         self.reread.log_once()
         with self._writing_people_dir():
             self.claim_people_dir()
-            repair_markers(self.store, self.cfg.output, self.state)
-            edits = take_user_edits(self.store, self.cfg, self.state)
+            repair_markers(self.store, self.cfg.output, self.state, self.survey())
+            edits = take_user_edits(self.store, self.cfg, self.survey().ours)
+        examined = self.survey.read_at  # the folder as the user's edits were looked for
         report.renamed, report.rejected = edits.renamed, edits.rejected
         force = force or edits.assigned > 0
         if force or not self.policy.up_to_date():
@@ -216,14 +223,19 @@ class Library:
             report.clustered = True
         with self._writing_people_dir():
             adopt(
-                self.store,
-                self.cfg.output,
-                self.state,
-                foreign_folders(self.store, self.cfg.output, self.state),
+                self.store, self.cfg.output, self.state, foreign_folders(self.store, self.survey())
             )
             self.publish()
+        # Settled only if nothing was written into the people folder since the edits were
+        # looked for (by faced or the user): otherwise the next refresh looks again.
+        stamp = self.survey.stamp()
+        settled = stamp is not None and stamp == examined
+        self._settled = (self.store.generation(), stamp) if settled else None
         report.seconds = time.monotonic() - t0
         return report
+
+    def _now(self) -> tuple[object, ...]:
+        return (self.store.generation(), self.survey.stamp())
 
     @contextlib.contextmanager
     def _writing_people_dir(self) -> Iterator[None]:
@@ -305,7 +317,7 @@ class Library:
     def publish(self) -> int:
         """Write the people folder from the store. Returns the number of person folders."""
         p = self.cfg.publish
-        found = survey(self.cfg.output, self.state)
+        found = self.survey()
         seen = found.ours
         plans = plan_layout(
             self.store.people.entries(),

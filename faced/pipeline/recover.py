@@ -19,9 +19,8 @@ from faced.publish.layout import default_folder_id
 from faced.publish.observe import (
     Marker,
     SeenFolder,
-    observe,
+    Survey,
     read_marker,
-    survey,
     write_marker,
 )
 from faced.store import Store
@@ -29,11 +28,12 @@ from faced.store import Store
 log = logging.getLogger(__name__)
 
 
-def repair_markers(store: Store, people_dir: Path, state: str) -> None:
-    """Give the folders this state published a complete marker again."""
+def repair_markers(store: Store, people_dir: Path, state: str, found: Survey) -> None:
+    """Give the folders this state published a complete marker again (`found`: the people
+    folder's survey now)."""
     published = store.published.folders()
     links = store.published.links()
-    ours = observe(people_dir, state)
+    ours = found.ours
     for pid, (folder, _) in published.items():
         path = people_dir / folder
         seen = ours.get(pid)
@@ -45,10 +45,9 @@ def repair_markers(store: Store, people_dir: Path, state: str) -> None:
             write_marker(people_dir / seen.folder, Marker(pid, state, made, seen.marker.montage))
 
 
-def foreign_folders(store: Store, people_dir: Path, state: str) -> list[SeenFolder]:
-    """Faced folders this state did not publish: another, lost state's."""
+def foreign_folders(store: Store, found: Survey) -> list[SeenFolder]:
+    """Faced folders this state did not publish (another, lost state's), in the survey `found`."""
     published = store.published.folders()
-    found = survey(people_dir, state)
     legacy = [
         f
         for pid, f in found.ours.items()

@@ -117,7 +117,8 @@ class Publisher:
             dest = free_name(self.root / name)
             log.warning("%s is a person folder; renamed back to %s", self.staging, dest.name)
             os.rename(self.staging, dest)
-        self.staging.mkdir(exist_ok=True)
+        if not self.staging.is_dir():
+            return  # made only to build a folder: a publish that changes nothing writes nothing
         for entry in list(os.scandir(self.staging)):
             path = Path(entry.path)
             if entry.is_dir(follow_symlinks=False):
@@ -138,6 +139,7 @@ class Publisher:
                     "%s exists and is not faced's folder for this person; left alone", target
                 )
                 return False
+        self.staging.mkdir(exist_ok=True)
         build = self.staging / f"{plan.person_id}-{uuid.uuid4().hex[:8]}"
         build.mkdir()
         self._fill(build, plan, target)

@@ -32,11 +32,14 @@ class FolderPlan:
     montage_faces: tuple[int, ...]
 
     def signature(self) -> str:
-        """Changes whenever the folder's content would; an unchanged folder is not rebuilt."""
+        """Changes whenever the folder's content would, or the record of it (each link's image
+        id: a photo read again is a new image at the same path); an unchanged folder is not
+        rebuilt, and its rows in the store are not rewritten."""
         h = hashlib.blake2b(digest_size=16)
         h.update(self.folder.encode("utf-8", "surrogateescape") + b"\0")
         for name in sorted(self.links):
-            h.update(name + b"\0" + self.targets[self.links[name]] + b"\0")
+            image = self.links[name]
+            h.update(name + b"\0" + b"%d\0" % image + self.targets[image] + b"\0")
         h.update(repr(self.montage_faces).encode())
         return h.hexdigest()
 

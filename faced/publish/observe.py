@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,7 +158,49 @@ def observe(people_dir: Path, state: str | None = None) -> dict[int, SeenFolder]
     return survey(people_dir, state).ours
 
 
-def folder_stamp(people_dir: Path) -> tuple[object, ...]:
+class Surveyor:
+    """`survey` of one people folder, read again only when its `folder_stamp` moved: every
+    write into a person folder (a link, a marker replaced, a user's file) moves that folder's
+    mtime, and a folder added, removed or renamed moves the root's. A stamp with an mtime under
+    RACY_SECONDS old is not trusted (a second change within the file system's clock tick would
+    leave it equal), so such a survey is read again next time."""
+
+    def __init__(self, people_dir: Path, state: str | None) -> None:
+        self.people_dir = people_dir
+        self.state = state
+        self.read_at: Stamp | None = None  # the stamp the cached survey was read at, if trusted
+        self._survey: Survey | None = None
+
+    def __call__(self) -> Survey:
+        stamp = folder_stamp(self.people_dir)  # taken before reading: a change meanwhile shows
+        if self._survey is None or self.read_at is None or stamp != self.read_at:
+            self._survey = survey(self.people_dir, self.state)
+            self.read_at = stamp if _settled(stamp) else None
+        return self._survey
+
+    def stamp(self) -> Stamp | None:
+        """The people folder's stamp now, or None if it is too fresh to be trusted."""
+        stamp = folder_stamp(self.people_dir)
+        return stamp if _settled(stamp) else None
+
+
+RACY_SECONDS = 2.0
+
+
+def _settled(stamp: Stamp | None) -> bool:
+    """True if every mtime in `stamp` is older than RACY_SECONDS (and the folder exists)."""
+    if stamp is None:
+        return False
+    own, folders = stamp
+    newest = max([own, *(mtime for _, mtime in folders)])
+    return time.time_ns() - newest > RACY_SECONDS * 1e9
+
+
+# PEOPLE_DIR's mtime, and each folder's name and mtime (ns).
+Stamp = tuple[int, tuple[tuple[str, int], ...]]
+
+
+def folder_stamp(people_dir: Path) -> Stamp | None:
     """A cheap fingerprint of PEOPLE_DIR: its mtime and each folder's name and mtime.
 
     Deleting a link changes its folder's mtime; renaming a folder changes PEOPLE_DIR's. So an
@@ -169,5 +212,5 @@ def folder_stamp(people_dir: Path) -> tuple[object, ...]:
             (e.name, e.stat(follow_symlinks=False).st_mtime_ns) for e in _folders(people_dir)
         )
     except OSError:
-        return ()
-    return (own, *entries)
+        return None
+    return (own, tuple(entries))

@@ -33,15 +33,22 @@ class Published:
         return out
 
     def save(self, applied: dict[int, tuple[str, str]], links: dict[int, dict[bytes, int]]) -> None:
-        """Record what is now on disk, replacing the previous record."""
+        """Record what is now on disk, replacing the previous record. Only the people whose
+        folder or signature changed are written: the signature covers the folder's name and
+        every link, so an unchanged one means unchanged rows."""
+        before = self.folders()
+        gone = [pid for pid in before if before[pid] != applied.get(pid)]
+        new = [pid for pid in applied if before.get(pid) != applied[pid]]
+        if not gone and not new:
+            return
         with self.db.transaction() as c:
-            c.execute("DELETE FROM folders")
-            c.execute("DELETE FROM links")
+            c.executemany("DELETE FROM folders WHERE person_id = ?", [(p,) for p in gone])
+            c.executemany("DELETE FROM links WHERE person_id = ?", [(p,) for p in gone])
             c.executemany(
                 "INSERT INTO folders (person_id, folder, signature) VALUES (?, ?, ?)",
-                [(pid, f, s) for pid, (f, s) in applied.items()],
+                [(pid, *applied[pid]) for pid in new],
             )
             c.executemany(
                 "INSERT INTO links (person_id, link, image_id) VALUES (?, ?, ?)",
-                [(pid, name, iid) for pid in applied for name, iid in links.get(pid, {}).items()],
+                [(pid, name, iid) for pid in new for name, iid in links.get(pid, {}).items()],
             )
