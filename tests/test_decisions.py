@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from faced.publish.observe import read_marker
+
 from .conftest import PhotoLibrary, faced, faced_json, people_folders, person_of
 from .test_people import folder_of, who_is_where
 
@@ -335,3 +337,18 @@ def test_repair_past_salvage_takes_the_names_back_from_the_folders(small: PhotoL
     assert repair(small) == 0
     assert faced("check", "--state", small.state) == 0
     assert who_is_where(small.people)["Elton"] == "elton_john"
+
+
+def test_a_photo_joining_a_person_is_linked_in_place(small: PhotoLibrary) -> None:
+    folder = small.people / folder_of(small.people, "elton_john")
+    inode = folder.stat().st_ino
+    photo = Path(os.path.realpath(people_folders(small.people)[folder.name][0]))
+    (small.photos / "more").mkdir()
+    shutil.copy2(photo, small.photos / "more" / "elton_again.jpg")
+    assert small.scan() == 0
+    assert folder.stat().st_ino == inode  # the same folder: one symlink added, no rebuild
+    names = {p.name for p in people_folders(small.people)[folder.name]}
+    marker = read_marker(folder)
+    assert any("elton_again" in n for n in names)
+    assert marker is not None and marker.links == {os.fsencode(n) for n in names}
+    assert not marker.leaving and marker.faces is not None

@@ -55,7 +55,7 @@ def take_user_edits(store: Store, cfg: Config, seen: dict[int, SeenFolder]) -> E
             store.people.set_name(pid, name)
             log.info("%s is now called %r (folder renamed)", default_folder(pid), name)
             renamed += 1
-        missing = set(links.get(pid, {})) - folder.links
+        missing = folder.marker.deleted(links.get(pid, {}), folder.links)
         if missing:
             n = store.people.reject(pid, [links[pid][name] for name in missing])
             if n:
@@ -185,7 +185,7 @@ class EditWatch:
             pid in published
             and (
                 f.folder != published[pid][0]
-                or not set(links.get(pid, {})) <= f.links
+                or bool(f.marker.deleted(links.get(pid, {}), f.links))
                 or bool(f.user_links)
             )
             for pid, f in seen.items()

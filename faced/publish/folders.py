@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import logging
 import os
@@ -39,6 +40,10 @@ from faced.publish.observe import (
 )
 
 log = logging.getLogger(__name__)
+
+# A folder is updated link by link unless more than half its links change (or it is this
+# small): then it is built aside and swapped, so a reader sees the old folder or the new.
+IN_PLACE_MIN = 8
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -132,6 +137,8 @@ class Publisher:
     def _write(self, plan: FolderPlan, current: SeenFolder | None) -> bool:
         target = self.root / plan.folder
         old = self.root / current.folder if current else None
+        if current is not None and old == target and self._update_in_place(plan, current):
+            return True
         if (target.exists() or target.is_symlink()) and target != old:
             marker = read_marker(target) if target.is_dir() and not target.is_symlink() else None
             if marker is None or marker.person_id != plan.person_id:
@@ -173,7 +180,64 @@ class Publisher:
             build / MONTAGE, list(plan.montage_faces), self.thumbs, self.tile
         )
         # The marker is written last: a folder with a marker is complete.
-        write_marker(build, Marker(plan.person_id, self.state, frozenset(plan.links), montage))
+        marker = Marker(plan.person_id, self.state, frozenset(plan.links), montage)
+        write_marker(build, dataclasses.replace(marker, faces=plan.montage_faces))
+
+    def _update_in_place(self, plan: FolderPlan, current: SeenFolder) -> bool:
+        """Bring a folder that keeps its name up to date link by link, instead of building it
+        anew and swapping: a photo joining a person of 15,000 is one symlink, not 15,000. Each
+        symlink appears whole (symlink(2) is atomic); the marker lists what is on its way in
+        and out meanwhile, so a crash at any point leaves nothing that reads as a user's edit,
+        and the next publish finishes the job. Returns False (nothing done) when the folder is
+        not one this can update: an old marker, or a reshuffle of more than half its links,
+        which is built and swapped whole."""
+        marker = current.marker
+        if marker.state != self.state or marker.links is None:
+            return False
+        if not marker.montage and (self.root / current.folder / MONTAGE).exists():
+            return False  # a montage.jpg of the user's: the rebuild gives faced's another name
+        folder = self.root / current.folder
+        base = os.path.realpath(os.fsencode(folder))
+        want = {
+            name: os.fsencode(os.path.relpath(os.path.realpath(plan.targets[iid]), base))
+            for name, iid in plan.links.items()
+        }
+        path = os.fsencode(folder)
+        stale = {
+            n for n in current.links & want.keys() if os.readlink(os.path.join(path, n)) != want[n]
+        }
+        leaving = (current.links - want.keys()) | stale
+        coming = (want.keys() - current.links) | stale
+        if len(leaving) + len(coming) > max(IN_PLACE_MIN, len(want) // 2):
+            return False
+        write_marker(
+            folder, dataclasses.replace(marker, links=marker.links | want.keys(), leaving=leaving)
+        )
+        for name in sorted(leaving):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(path, name))
+        try:
+            for name in sorted(coming):
+                os.symlink(want[name], os.path.join(path, name))
+        except FileExistsError:
+            return False  # something of the user's has the name: the rebuild sorts it out
+        montage = marker.montage
+        if plan.montage_faces != marker.faces:
+            # Drawn aside and renamed over the old one: a reader sees one montage or the other.
+            self.staging.mkdir(exist_ok=True)
+            drawn = self.staging / f"montage-{uuid.uuid4().hex[:8]}.jpg"
+            montage = bool(plan.montage_faces) and write_montage(
+                drawn, list(plan.montage_faces), self.thumbs, self.tile
+            )
+            if montage:
+                os.replace(drawn, folder / MONTAGE)
+            elif marker.montage:
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / MONTAGE).unlink()
+        done = Marker(plan.person_id, self.state, frozenset(want), montage, plan.montage_faces)
+        write_marker(folder, done)
+        log.debug("updated %s in place (+%d -%d)", plan.folder, len(coming), len(leaving))
+        return True
 
     def _rescue(self, path: Path) -> None:
         """Move something that is not faced's out of the staging area, into view."""

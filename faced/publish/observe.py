@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,11 +33,21 @@ class Marker:
     state: str | None = None
     links: frozenset[bytes] | None = None
     montage: bool = True
+    # The faces the montage shows (None: not recorded, so it is drawn again when in doubt).
+    faces: tuple[int, ...] | None = None
+    # Links faced is taking out of the folder in place (faced.publish.folders): while listed,
+    # one that is gone is no user's rejection, and one still there is no user's link.
+    leaving: frozenset[bytes] = frozenset()
 
     def text(self) -> str:
         names = sorted(os.fsdecode(n) for n in self.links or ())
         record = {"person": self.person_id, "state": self.state, "links": names}
-        return json.dumps({**record, "montage": self.montage}, ensure_ascii=True) + "\n"
+        extra: dict[str, object] = {"montage": self.montage}
+        if self.faces is not None:
+            extra["faces"] = list(self.faces)
+        if self.leaving:
+            extra["leaving"] = sorted(os.fsdecode(n) for n in self.leaving)
+        return json.dumps({**record, **extra}, ensure_ascii=True) + "\n"
 
     @classmethod
     def parse(cls, text: str) -> Marker | None:
@@ -47,7 +58,15 @@ class Marker:
         try:
             data = json.loads(text)
             links = frozenset(os.fsencode(n) for n in data["links"])
-            return cls(int(data["person"]), data.get("state"), links, bool(data["montage"]))
+            faces = data.get("faces")
+            return cls(
+                int(data["person"]),
+                data.get("state"),
+                links,
+                bool(data["montage"]),
+                tuple(int(f) for f in faces) if faces is not None else None,
+                frozenset(os.fsencode(n) for n in data.get("leaving", ())),
+            )
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -57,7 +76,13 @@ class Marker:
             return True
         if name == MONTAGE.encode():
             return self.montage
-        return is_symlink and (self.links is None or name in self.links)
+        return is_symlink and (self.links is None or name in self.links or name in self.leaving)
+
+    def deleted(self, made: Iterable[bytes], present: frozenset[bytes]) -> set[bytes]:
+        """Of the links faced `made` here (as the store recorded them), those the user deleted:
+        listed in this marker (faced put them on disk), gone, and not on their way out."""
+        listed = set(made) if self.links is None else set(made) & self.links
+        return listed - present - self.leaving
 
 
 @dataclass(frozen=True)
