@@ -350,5 +350,5 @@ def test_a_photo_joining_a_person_is_linked_in_place(small: PhotoLibrary) -> Non
     names = {p.name for p in people_folders(small.people)[folder.name]}
     marker = read_marker(folder)
     assert any("elton_again" in n for n in names)
-    assert marker is not None and marker.links == {os.fsencode(n) for n in names}
+    assert marker is not None and marker.links == frozenset(os.fsencode(n) for n in names)
     assert not marker.leaving and marker.faces is not None
