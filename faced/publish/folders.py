@@ -203,9 +203,7 @@ class Publisher:
             for name, iid in plan.links.items()
         }
         path = os.fsencode(folder)
-        stale = {
-            n for n in current.links & want.keys() if os.readlink(os.path.join(path, n)) != want[n]
-        }
+        stale = {n for n in current.links & want.keys() if _points(path, n) != want[n]}
         leaving = (current.links - want.keys()) | stale
         coming = (want.keys() - current.links) | stale
         if len(leaving) + len(coming) > max(IN_PLACE_MIN, len(want) // 2):
@@ -244,6 +242,14 @@ class Publisher:
         dest = free_name(self.root / "rescued by faced")
         log.warning("%s held files faced did not make; moved to %s", path, dest)
         os.rename(path, dest)
+
+
+def _points(folder: bytes, name: bytes) -> bytes | None:
+    """Where the symlink `name` in `folder` points, or None if it is not there (any more)."""
+    try:
+        return os.readlink(os.path.join(folder, name))
+    except OSError:
+        return None
 
 
 def write_montage(
