@@ -32,17 +32,23 @@ def repair_markers(store: Store, people_dir: Path, state: str, found: Survey) ->
     """Give the folders this state published a complete marker again (`found`: the people
     folder's survey now)."""
     published = store.published.folders()
-    links = store.published.links()
+    links: dict[int, dict[bytes, int]] | None = None  # read only if a marker needs writing
+
+    def made(pid: int) -> frozenset[bytes]:
+        nonlocal links
+        links = store.published.links() if links is None else links
+        return frozenset(links.get(pid, {}))
+
     ours = found.ours
     for pid, (folder, _) in published.items():
         path = people_dir / folder
         seen = ours.get(pid)
-        made = frozenset(links.get(pid, {}))
         if seen is None and path.is_dir() and not path.is_symlink() and read_marker(path) is None:
             log.warning("%s had lost its hidden marker; re-created", path)
-            write_marker(path, Marker(pid, state, made))
+            write_marker(path, Marker(pid, state, made(pid)))
         elif seen is not None and seen.marker.state is None and seen.folder == folder:
-            write_marker(people_dir / seen.folder, Marker(pid, state, made, seen.marker.montage))
+            marker = Marker(pid, state, made(pid), seen.marker.montage)
+            write_marker(people_dir / seen.folder, marker)
 
 
 def foreign_folders(store: Store, found: Survey) -> list[SeenFolder]:
