@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+from collections.abc import Callable
 from pathlib import Path
 
 from faced.config import Config
@@ -156,35 +157,32 @@ def test_a_reload_keeps_the_read_count_and_counts_from_the_new_store() -> None:
     assert board.line(0) == "0 queued, 1 read, 5 faces, 2 people, 0 unreadable"
 
 
-def test_a_file_fixed_after_an_access_error_is_read_when_touched(tmp_path: Path) -> None:
+def read_after_a_touch(
+    tmp_path: Path, recorded: Callable[[bytes, str], EncodeResult]
+) -> list[bytes]:
+    """Record `recorded(path, detector)` for a fresh file, then chmod it (a TOUCHED event: same
+    size, same mtime); returns what the scheduler was given to read."""
     photo = tmp_path / "a.jpg"
     photo.write_bytes(b"x")
-    path = os.fsencode(photo)
     with Store(tmp_path / "state") as store:
         take, scheduler, _ = intake(tmp_path, store, Clock())
-        denied = EncodeResult.failed(
-            path,
-            FileStat.of(path),
-            "cannot open: Permission denied",
-            detector=take.lib.label,
-            model="m",
-        )
-        store.images.record(denied, match=same_faces)
-        take.apply(Event(Kind.TOUCHED, path))  # chmod: same size, same mtime
-        assert list(scheduler.waiting) == [path]
+        path = os.fsencode(photo)
+        store.images.record(recorded(path, take.lib.label), match=same_faces)
+        take.apply(Event(Kind.TOUCHED, path))
+        return list(scheduler.waiting)
+
+
+def test_a_file_fixed_after_an_access_error_is_read_when_touched(tmp_path: Path) -> None:
+    def denied(path: bytes, detector: str) -> EncodeResult:
+        reason = "cannot open: Permission denied"
+        return EncodeResult.failed(path, FileStat.of(path), reason, detector=detector, model="m")
+
+    assert read_after_a_touch(tmp_path, denied) == [os.fsencode(tmp_path / "a.jpg")]
 
 
 def test_a_touched_file_read_fine_is_not_read_again(tmp_path: Path) -> None:
-    photo = tmp_path / "a.jpg"
-    photo.write_bytes(b"x")
-    path = os.fsencode(photo)
-    with Store(tmp_path / "state") as store:
-        take, scheduler, _ = intake(tmp_path, store, Clock())
-        store.images.record(
-            EncodeResult.found(
-                path, FileStat.of(path), (), size=(1, 1), detector=take.lib.label, model="m"
-            ),
-            match=same_faces,
-        )
-        take.apply(Event(Kind.TOUCHED, path))
-        assert not scheduler.waiting
+    def fine(path: bytes, detector: str) -> EncodeResult:
+        stat = FileStat.of(path)
+        return EncodeResult.found(path, stat, (), size=(1, 1), detector=detector, model="m")
+
+    assert read_after_a_touch(tmp_path, fine) == []

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from faced.config import Config
 from faced.publish.layout import default_folder, default_folder_id
-from faced.publish.observe import SeenFolder, Stamp, folder_stamp, observe
+from faced.publish.observe import SeenFolder, Survey, Surveyor
 from faced.store import Store
 
 log = logging.getLogger(__name__)
@@ -156,27 +156,26 @@ def _take_deleted_folders(
 class EditWatch:
     """Tells, cheaply, whether the user edited the people folder since the last publish.
 
-    Links are compared only when the folder stamp moved since the last look, so an idle daemon
-    does not read every link of a large library every few seconds.
+    The folder is read through the Library's Surveyor (read again only when its stamp moved),
+    and compared with what was published only when what it holds changed since the last look,
+    so an idle daemon does not read every link of a large library every few seconds.
     """
 
-    def __init__(self, store: Store, people_dir: Path, state: str) -> None:
+    def __init__(self, store: Store, survey: Surveyor) -> None:
         self.store = store
-        self.people_dir = people_dir
-        self.state = state
-        self._stamp: Stamp | None = None
-        self._looked = False
+        self.survey = survey
+        self._last: Survey | None = None
 
     def edited(self) -> bool:
         """True for a renamed, hidden or deleted person folder, a deleted link, or a link the
         user put into a folder, not yet taken in."""
-        stamp = folder_stamp(self.people_dir)
-        if self._looked and stamp == self._stamp:
+        found = self.survey()
+        if self._last is not None and (found is self._last or found == self._last):
             return False
-        self._stamp, self._looked = stamp, True
+        self._last = found
         published = self.store.published.folders()
         links = self.store.published.links()
-        seen = observe(self.people_dir, self.state)
+        seen = found.ours
         if published and not seen:
             return True  # the people folder deleted or emptied: rebuilt (not "hide everyone")
         if any(pid not in seen for pid in published if pid != 0):

@@ -31,7 +31,7 @@ from faced.pipeline.policy import ReclusterPolicy
 from faced.pipeline.recover import adopt, foreign_folders, repair_markers
 from faced.publish.folders import Publisher
 from faced.publish.layout import plan_layout
-from faced.publish.observe import Surveyor
+from faced.publish.observe import Stamp, Surveyor
 from faced.publish.owner import Owner, claim
 from faced.records import EncodeResult, crash_reason, crashes
 from faced.store import MetaKey, Store
@@ -145,7 +145,7 @@ class Library:
         self.survey = Surveyor(cfg.output, self.state)
         # The store's generation and the people folder's stamp right after the last publish:
         # while both hold, a refresh has nothing to take in and nothing to write.
-        self._settled: tuple[object, ...] | None = None
+        self._settled: tuple[tuple[int, int], Stamp | None] | None = None
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -228,13 +228,13 @@ class Library:
             self.publish()
         # Settled only if nothing was written into the people folder since the edits were
         # looked for (by faced or the user): otherwise the next refresh looks again.
-        stamp = self.survey.stamp()
-        settled = stamp is not None and stamp == examined
-        self._settled = (self.store.generation(), stamp) if settled else None
+        now = self._now()
+        self._settled = now if now[1] is not None and now[1] == examined else None
         report.seconds = time.monotonic() - t0
         return report
 
-    def _now(self) -> tuple[object, ...]:
+    def _now(self) -> tuple[tuple[int, int], Stamp | None]:
+        """The store's generation and the people folder's (trusted) stamp."""
         return (self.store.generation(), self.survey.stamp())
 
     @contextlib.contextmanager

@@ -55,6 +55,19 @@ class ScanPlanner:
             or (row.status is Status.ERROR and is_access_error(row.reason))
         )
 
+    def needs_reading(self, path: bytes, *, recorded_only: bool = False) -> bool:
+        """True if the file at `path` must be read (again), as `needs_encoding` judges it from
+        the file as it is now; False if it is gone. With `recorded_only`, a file the store has
+        no record of is not (a file touched while still being written waits for its close)."""
+        row = self.store.images.get(path)
+        if recorded_only and row is None:
+            return False
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False  # gone again; its deletion event follows
+        return self.needs_encoding(row, st.st_size, st.st_mtime_ns)
+
     def excluded(self) -> list[Path]:
         """Folders never scanned even when inside a watched folder: faced's own."""
         return [self.cfg.output, self.cfg.state]

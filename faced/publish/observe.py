@@ -178,11 +178,6 @@ def survey(people_dir: Path, state: str | None = None) -> Survey:
     return Survey(ours, others, frozenset(users))
 
 
-def observe(people_dir: Path, state: str | None = None) -> dict[int, SeenFolder]:
-    """The folders in PEOPLE_DIR that `state` published, by person id (see survey)."""
-    return survey(people_dir, state).ours
-
-
 class Surveyor:
     """`survey` of one people folder, read again only when its `folder_stamp` moved: every
     write into a person folder (a link, a marker replaced, a user's file) moves that folder's

@@ -103,7 +103,7 @@ class Daemon:
             self.housekeeping = Housekeeping(
                 self.watcher,
                 store,
-                cfg.output,
+                self.lib.survey,
                 reconcile=self.reconcile,
                 edited=lambda: self.debounce.urgent(time.monotonic()),
                 status=lambda: self.notifier.status(self.status_line()),
@@ -151,7 +151,7 @@ class Daemon:
                 for result in self.scheduler.harvest():
                     self._record(result)
                 if not self.store_full.paused(now):
-                    self.scheduler.feed(self._needs_reading)
+                    self.scheduler.feed(self.lib.planner.needs_reading)
                 if self.debounce.due(now) and not self.store_full.paused(now):
                     self.refresh()
                 if now >= next_rescan:
@@ -186,14 +186,6 @@ class Daemon:
         if now - self.last_work >= IDLE_POOL_SECONDS and self.pool.running:
             log.debug("idle: stopping the worker processes until photos arrive")
             self.pool.close()
-
-    def _needs_reading(self, path: bytes) -> bool:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False  # gone again; its deletion event follows
-        row = self.store.images.get(path)
-        return self.lib.planner.needs_encoding(row, st.st_size, st.st_mtime_ns)
 
     def _record(self, result: EncodeResult) -> None:
         try:

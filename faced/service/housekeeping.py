@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from faced.pipeline.edits import EditWatch
+from faced.publish.observe import Surveyor
 from faced.service.watch import Watcher
 from faced.store import MetaKey, Store
 
@@ -19,7 +20,7 @@ class Housekeeping:
         self,
         watcher: Watcher,
         store: Store,
-        people_dir: Path,
+        survey: Surveyor,
         *,
         reconcile: Callable[[list[Path]], None],
         edited: Callable[[], None],
@@ -30,7 +31,7 @@ class Housekeeping:
         `status()` reports the status line."""
         self.watcher = watcher
         self.store = store
-        self.edit_watch = EditWatch(store, people_dir, store.state_id())
+        self.edit_watch = EditWatch(store, survey)
         self.reconcile = reconcile
         self.edited = edited
         self.status = status

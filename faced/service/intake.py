@@ -66,7 +66,9 @@ class Intake:
             self.settling.pop(event.path, None)
             self.scheduler.add(event.path)
         elif event.kind is Kind.TOUCHED:
-            if self._needs_reading(event.path):
+            # A chmod or touch: read again if the record is out of date (an access error); a
+            # file with no record yet is left to its close or move event.
+            if self.lib.planner.needs_reading(event.path, recorded_only=True):
                 self.scheduler.add(event.path)
         elif event.kind is Kind.SETTLING:
             self.settling.setdefault(event.path, ((-1, -1), self.clock()))
@@ -95,16 +97,6 @@ class Intake:
             self.reconcile([Path(os.fsdecode(event.path))])
         elif event.kind is Kind.NEW_DIR:
             self.new_dirs.setdefault(event.path, self.clock())
-
-    def _needs_reading(self, path: bytes) -> bool:
-        """Whether the store's record of `path` is out of date (or an access error). A file
-        with no record yet is left to its close or move event: it may still be written."""
-        row = self.store.images.get(path)
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False
-        return row is not None and self.lib.planner.needs_encoding(row, st.st_size, st.st_mtime_ns)
 
     def _is_root(self, path: bytes) -> bool:
         return any(os.fsencode(w.path) == path.rstrip(b"/") for w in self.lib.cfg.watch)
