@@ -14,9 +14,9 @@ PREFIX ?= /opt/faced
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel
-	$(PIP) install --quiet -e '.[dev,heic]'
+	$(PIP) install --quiet -e '.[dev,heic,dask]'
 	@if pkg-config --exists libsystemd 2>/dev/null; then \
-		$(PIP) install --quiet -e '.[dev,heic,systemd]'; \
+		$(PIP) install --quiet -e '.[dev,heic,dask,systemd]'; \
 	else echo "note: libsystemd-dev not found; skipping the optional systemd-python extra"; fi
 	# face_recognition only to prove our descriptors equal its own (tests only; --no-deps
 	# so it cannot pull in a source build of dlib).

@@ -96,7 +96,7 @@ def encode_set(name: str) -> FaceSet:
     group_boxes = _group_labels(root)
     enc, photo, label, photo_label, weak = [], [], [], {}, []
     index = {p: i for i, p in enumerate(sorted(paths))}
-    for result in local_encoder(cfg)(sorted(paths)):
+    for result in (r for done in local_encoder(cfg)(sorted(paths)) for r in done):
         pid = index[result.path]
         rel = os.fsdecode(result.path[len(os.fsencode(root)) + 1 :])
         folder = rel.split("/")[0]

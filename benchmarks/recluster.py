@@ -43,7 +43,7 @@ def real_encodings() -> np.ndarray:
     paths = [os.fsencode(min(d.glob("*.jpg"))) for d in sorted(LFW.iterdir()) if d.is_dir()]
     print(f"encoding {len(paths)} lfw_dev photos once (cached in {CACHE})...", file=sys.stderr)
     out = []
-    for r in local_encoder(Config())(paths):
+    for r in (r for done in local_encoder(Config())(paths) for r in done):
         if r.faces:
             out.append(max(r.faces, key=lambda f: f.box[2] - f.box[0]).encoding)
     CACHE.parent.mkdir(exist_ok=True)

@@ -115,7 +115,8 @@ def main() -> None:
     incoming.mkdir()
     for p in new:
         shutil.copy(p, incoming / f"{p.parent.name}__{p.name}")
-    results = list(local_encoder(cfg)(sorted(os.fsencode(p) for p in incoming.iterdir())))
+    todo = sorted(os.fsencode(p) for p in incoming.iterdir())
+    results = [r for done in local_encoder(cfg)(todo) for r in done]
     with Store(cfg.state) as store:
         lib = Library(cfg, store)
         publish: list[float] = []

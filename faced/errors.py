@@ -46,3 +46,8 @@ class PublishError(FacedError):
 
 class OwnershipError(FacedError):
     """A people folder is published by another faced state: two writers would undo each other."""
+
+
+class ClusterError(FacedError):
+    """The Dask cluster cannot read photos: the extra is missing, the scheduler cannot be
+    reached or went away, or its workers cannot run faced."""

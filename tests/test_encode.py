@@ -184,12 +184,13 @@ def test_models_are_found_without_pkg_resources_and_not_loaded_at_import() -> No
     # Nor the clustering stack: every command would pay 0.7 s for it at start-up.
     code = (
         "import sys, faced.cli, faced.service.daemon, faced.faces.work, faced.pipeline.library; "
-        "print([m in sys.modules for m in ('dlib', 'pkg_resources', 'sklearn', 'scipy')])"
+        "print([m in sys.modules for m in ('dlib', 'pkg_resources', 'sklearn', 'scipy', "
+        "'distributed')])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     ).stdout.strip()
-    assert out == "[False, False, False, False]"
+    assert out == "[False, False, False, False, False]"
 
 
 def test_the_command_entry_point_imports_nothing_heavy() -> None:

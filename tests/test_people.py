@@ -131,8 +131,8 @@ def test_the_daemon_places_new_faces_on_a_large_library(
     with Store(small.state) as store:
         lib = Library(cfg, store)
         plan = lib.planner.plan([small.photos])
-        for result in encoder(cfg)(plan.todo):
-            lib.record(result)
+        for done in encoder(cfg, [small.photos])(plan.todo):
+            lib.record_all(done)
         report = lib.refresh(incremental=True)
         assert report.incremental and report.changed == 2
         assert {"elton_again_0.jpg", "elton_again_1.jpg"} <= {p.name for p in elton.iterdir()}
@@ -143,7 +143,7 @@ def test_the_daemon_places_new_faces_on_a_large_library(
         ):
             shutil.copy2(photo, small.photos / f"group_{i}.jpg")
         plan = lib.planner.plan([small.photos])
-        for result in encoder(cfg)(plan.todo):
-            lib.record(result)
+        for done in encoder(cfg, [small.photos])(plan.todo):
+            lib.record_all(done)
         # Strangers stay unplaced; with three or more waiting, the refresh re-clusters fully.
         assert not lib.refresh(incremental=True).incremental

@@ -111,4 +111,8 @@ def test_run_all_yields_every_result() -> None:
             return fut
 
     s = EncodeScheduler(Instant(), window=2, crashed=crashed)
-    assert sorted(r.path for r in s.run_all([b"a", b"b", b"c"])) == [b"a", b"b", b"c"]
+    assert sorted(r.path for done in s.run_all([b"a", b"b", b"c"]) for r in done) == [
+        b"a",
+        b"b",
+        b"c",
+    ]

@@ -17,7 +17,7 @@ from typing import Any
 from faced.config import Config, absolute
 from faced.errors import UsageError
 from faced.pipeline.library import Library
-from faced.pipeline.scan import Encode, local_encoder, run_scan
+from faced.pipeline.scan import Encode, encoder_for, run_scan
 from faced.publish.layout import default_folder, sanitize_name
 from faced.records import EncodeResult
 from faced.store import DB_NAME, MetaKey, Store
@@ -30,35 +30,38 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 # -- scan ----------------------------------------------------------------------------------------
 
 
-def encoder(cfg: Config) -> Encode:
-    """Encode a list of paths on this machine, with a progress bar on a terminal."""
-    local = local_encoder(cfg)
+def encoder(cfg: Config, roots: list[Path]) -> Encode:
+    """Encode a list of paths below `roots` (on this machine, or on the Dask cluster the
+    config names), with a progress bar on a terminal."""
+    encode_on = encoder_for(cfg, roots)
 
-    def encode(todo: list[bytes]) -> Iterator[EncodeResult]:
+    def encode(todo: list[bytes]) -> Iterator[list[EncodeResult]]:
         if todo:
-            yield from _progress(local(todo), len(todo))
+            yield from _progress(encode_on(todo), len(todo))
 
     return encode
 
 
-def _progress(results: Iterable[EncodeResult], total: int) -> Iterator[EncodeResult]:
+def _progress(batches: Iterable[list[EncodeResult]], total: int) -> Iterator[list[EncodeResult]]:
     """A progress bar on a terminal; a log line every 10 s otherwise."""
     if sys.stderr.isatty():
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
 
         with logging_redirect_tqdm(), tqdm(total=total, unit="photo", dynamic_ncols=True) as bar:
-            for r in results:
-                bar.update()
-                yield r
+            for done in batches:
+                bar.update(len(done))
+                yield done
         return
     start = last = time.monotonic()
-    for i, r in enumerate(results, 1):
+    i = 0
+    for done in batches:
+        i += len(done)
         now = time.monotonic()
         if now - last >= 10 or i == total:
             log.info("encoded %d/%d photos (%.1f/s)", i, total, i / max(now - start, 1e-9))
             last = now
-        yield r
+        yield done
 
 
 def _printable(text: str) -> str:
@@ -75,10 +78,12 @@ def _existing_dirs(paths: list[Path]) -> list[Path]:
 
 def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
     roots = _existing_dirs(args.photos)
-    cfg = cfg.with_paths(watch=roots, output=args.output, state=args.state)
+    cfg = cfg.with_paths(
+        watch=roots, output=args.output, state=args.state, scheduler=args.scheduler
+    )
     with Store(cfg.state) as store:
         lib = Library(cfg, store)
-        plan, _ = run_scan(lib, roots, encoder(cfg), forget_missing=args.forget_missing)
+        plan, _ = run_scan(lib, roots, encoder(cfg, roots), forget_missing=args.forget_missing)
         counts = store.counts(cfg.clustering.min_faces)
     # The command's result goes to stdout (logs go to stderr), so -q still shows it and a
     # script can read it; logging it as a warning would flag a normal run in journald.
@@ -95,8 +100,17 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     from faced.service.daemon import run_daemon
 
     watch = _existing_dirs(args.watch) if args.watch else None
-    cfg = cfg.with_paths(watch=watch, output=args.output, state=args.state)
-    return run_daemon(cfg, args.config, watch=watch, output=args.output, state=args.state)
+    cfg = cfg.with_paths(
+        watch=watch, output=args.output, state=args.state, scheduler=args.scheduler
+    )
+    return run_daemon(
+        cfg,
+        args.config,
+        watch=watch,
+        output=args.output,
+        state=args.state,
+        scheduler=args.scheduler,
+    )
 
 
 # -- status and people ---------------------------------------------------------------------------
@@ -284,7 +298,7 @@ def cmd_check(args: argparse.Namespace, cfg: Config) -> int:
     if args.repair:
         from faced.tools.repair import repair_state
 
-        done = repair_state(cfg, encoder(cfg))
+        done = repair_state(cfg, encoder(cfg, [w.path for w in cfg.watch]))
         print(f"the damaged database was kept as {done.aside}")
         if done.salvaged:
             print(f"names, merges, hidden people and rejections salvaged into {done.salvaged}")
@@ -371,6 +385,7 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
 
     if not args.labelled.is_dir():
         raise UsageError(f"{args.labelled}: not a folder")
-    report = evaluate(absolute(args.labelled), cfg, encoder(cfg), state=args.state)
+    labelled = absolute(args.labelled)
+    report = evaluate(labelled, cfg, encoder(cfg, [labelled]), state=args.state)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return EXIT_OK

@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a PHOTOS_DIR that is empty where it held photos is gone for good, not offline",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="read the photos on the workers of this Dask scheduler (tcp://HOST:8786; "
+        "needs faced[dask]; the config key dask.scheduler)",
+    )
     p.set_defaults(func=c.cmd_scan)
 
     p = sub.add_parser(
@@ -83,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder to watch (repeatable; replaces the config's list)",
     )
     p.add_argument("--output", "-o", type=Path, metavar="PEOPLE_DIR")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="read the photos on the workers of this Dask scheduler (tcp://HOST:8786; "
+        "needs faced[dask]; the config key dask.scheduler)",
+    )
     p.set_defaults(func=c.cmd_run)
 
     p = sub.add_parser("status", parents=[common], help="counts of images, faces, people, errors")

@@ -88,6 +88,10 @@ def _check_consistency(cfg: Config, source: str) -> None:
         for i, e in enumerate(extensions):
             if not e.startswith("."):
                 problems.append(f"{section}.extensions[{i}]: must start with a dot, got {e!r}")
+    for i, m in enumerate(cfg.dask.path_map):
+        for side in ("local", "worker"):
+            if not getattr(m, side).startswith("/"):
+                problems.append(f"dask.path_map[{i}].{side}: must be an absolute folder path")
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
 
@@ -180,7 +184,7 @@ def _convert(tp: Any, value: Any, keypath: str, problems: list[str]) -> Any:
             return _INVALID
         return float(value)
     if tp in (str, Path):
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or (not value and tp is Path):
             problems.append(f"{keypath}: must be a non-empty string, got {_kind(value)} {value!r}")
             return _INVALID
         return tp(value)

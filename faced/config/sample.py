@@ -60,6 +60,8 @@ def _top_level(name: str, value: Any) -> list[str]:
 
 
 def _scalar(value: Any) -> str:
+    if value == "":
+        return '""'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Path):

@@ -243,6 +243,38 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class PathMap:
+    """One prefix rewrite from this machine's paths to the Dask workers' paths."""
+
+    local: str = setting("", "A folder as this machine names it (/srv/photos).")
+    worker: str = setting("", "The same folder as the workers name it (/mnt/server/photos).")
+
+
+@dataclass(frozen=True)
+class DaskConfig:
+    """Reading photos on other machines: the workers of a Dask cluster (`pip install
+    'faced[dask]'` here and on every worker; README, 'More machines'). The store, the
+    clustering and the people folders stay on this machine."""
+
+    scheduler: str = setting(
+        "",
+        "The Dask scheduler whose workers read the photos (tcp://HOST:8786; empty: this "
+        "machine's own worker processes do). `faced scan --scheduler` sets it for one scan.",
+    )
+    path_map: tuple[PathMap, ...] = setting(
+        (),
+        "Where the workers see the photos under other paths: a list of {local, worker} "
+        "folder pairs, the first matching prefix rewritten.",
+    )
+    connect_seconds: float = setting(
+        30.0,
+        "How long to wait for the scheduler (and for a first worker) before giving up; a "
+        "scan then stops with a message, the daemon reads on this machine meanwhile.",
+        lo=1.0,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything faced needs to run, passed explicitly; there is no global config."""
 
@@ -266,6 +298,7 @@ class Config:
     publish: PublishConfig = PublishConfig()
     library: LibraryConfig = LibraryConfig()
     daemon: DaemonConfig = DaemonConfig()
+    dask: DaskConfig = DaskConfig()
     source: str = field(default=DEFAULT_SOURCE, metadata={"internal": True})
 
     def with_paths(
@@ -274,9 +307,12 @@ class Config:
         watch: list[Path] | None = None,
         output: Path | None = None,
         state: Path | None = None,
+        scheduler: str | None = None,
     ) -> Config:
-        """A copy with command-line path overrides applied (made absolute against the cwd)."""
+        """A copy with command-line overrides applied (paths made absolute against the cwd)."""
         changes: dict[str, Any] = {}
+        if scheduler is not None:
+            changes["dask"] = dataclasses.replace(self.dask, scheduler=scheduler)
         if watch:
             polling = {w.path: w.polling for w in self.watch}
             changes["watch"] = tuple(

@@ -71,6 +71,13 @@ class EncoderPool:
             self._executor.shutdown(wait=wait, cancel_futures=True)
             self._executor = None
 
+    def retire(self) -> None:
+        """Take no more files: those in flight or queued still finish and give their
+        results, then the workers exit."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=False)
+            self._executor = None
+
     def terminate(self) -> None:
         """Stop now: kill the workers instead of waiting for the files they are reading (those
         are read again at the next start). ProcessPoolExecutor has no public way to do this

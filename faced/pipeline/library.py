@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,6 +180,13 @@ class Library:
             self.reread.decided += done.departed
             self.reread.kept += done.inherited
         return done.changed
+
+    def record_all(self, results: Sequence[EncodeResult]) -> bool:
+        """Store results that arrived together in one commit: each file whole or not at all,
+        all of them durable at once (Store.batch). Returns True if faces changed."""
+        with self.store.batch():
+            changed = [self.record(r) for r in results]
+        return any(changed)
 
     def apply_plan_bookkeeping(self, plan: ScanPlan) -> None:
         """Apply the moves and deletions a scan found (before encoding the rest)."""

@@ -1,15 +1,18 @@
-"""A whole one-shot scan, and the local encoder it runs on (worker processes, or this process
-when one worker is all there is to use)."""
+"""A whole one-shot scan, and the encoders it runs on: this machine's worker processes (or
+this process, when one worker is all there is to use), or a Dask cluster's workers."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 
 from faced.config import Config
+from faced.errors import ClusterError
 from faced.faces.backends import detector_label, model_name
 from faced.faces.pool import EncoderPool, pool_size
+from faced.faces.remote import DaskPool
 from faced.faces.work import encode_file
 from faced.pipeline.library import Library, RefreshReport
 from faced.pipeline.planner import ScanPlan
@@ -20,7 +23,9 @@ from faced.records import EncodeResult
 # two files and memory stays bounded whatever the batch size.
 INFLIGHT_PER_WORKER = 2
 
-Encode = Callable[[list[bytes]], Iterable[EncodeResult]]
+# Files to results: each item the results that finished together, which the writer commits
+# at once (one fsync for many photos when many workers keep up with it).
+Encode = Callable[[list[bytes]], Iterable[list[EncodeResult]]]
 
 
 def crash_record(cfg: Config) -> Callable[[bytes], EncodeResult]:
@@ -35,12 +40,12 @@ def crash_record(cfg: Config) -> Callable[[bytes], EncodeResult]:
 def local_encoder(cfg: Config) -> Encode:
     """Encode files on this machine: `daemon.workers` processes (one per CPU by default)."""
 
-    def encode(todo: list[bytes]) -> Iterator[EncodeResult]:
+    def encode(todo: list[bytes]) -> Iterator[list[EncodeResult]]:
         if not todo:
             return
         workers = min(pool_size(cfg.daemon.workers), len(todo))
         if workers <= 1:
-            yield from (encode_file(p, cfg.images, cfg.detection, cfg.video) for p in todo)
+            yield from ([encode_file(p, cfg.images, cfg.detection, cfg.video)] for p in todo)
             return
         pool = EncoderPool(cfg.images, cfg.detection, workers, cfg.video)
         scheduler = EncodeScheduler(
@@ -54,6 +59,42 @@ def local_encoder(cfg: Config) -> Encode:
     return encode
 
 
+def cluster_encoder(cfg: Config, roots: list[Path]) -> Encode:
+    """Encode files on the workers of the Dask scheduler `dask.scheduler` names, which must
+    see `roots` (through `dask.path_map`). Raises ClusterError when it cannot go on."""
+
+    def encode(todo: list[bytes]) -> Iterator[list[EncodeResult]]:
+        if not todo:
+            return
+        pool = DaskPool.for_config(
+            cfg.dask,
+            cfg.images,
+            cfg.detection,
+            cfg.video,
+            crashed=crash_record(cfg),
+            roots=[os.fsencode(r) for r in roots],
+        )
+        pool.connect()
+        scheduler = EncodeScheduler(
+            pool, window=lambda: pool.threads * INFLIGHT_PER_WORKER, crashed=crash_record(cfg)
+        )
+        try:
+            yield from scheduler.run_all(todo)
+        except ClusterError as exc:
+            raise ClusterError(
+                f"{exc}: what was read is kept; run the scan again to continue where it stopped"
+            ) from exc
+        finally:
+            pool.close(wait=False)
+
+    return encode
+
+
+def encoder_for(cfg: Config, roots: list[Path]) -> Encode:
+    """The Dask cluster's workers when `dask.scheduler` names one, else this machine's."""
+    return cluster_encoder(cfg, roots) if cfg.dask.scheduler else local_encoder(cfg)
+
+
 def run_scan(
     lib: Library, roots: list[Path], encode: Encode, *, forget_missing: bool = False
 ) -> tuple[ScanPlan, RefreshReport]:
@@ -61,6 +102,6 @@ def run_scan(
     `forget_missing`: see ScanPlanner.plan."""
     plan = lib.planner.plan(roots, forget_missing=forget_missing)
     lib.apply_plan_bookkeeping(plan)
-    for result in encode(plan.todo):
-        lib.record(result)
+    for done in encode(plan.todo):
+        lib.record_all(done)
     return plan, lib.refresh()

@@ -18,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
+from faced.errors import ClusterError
 from faced.records import EncodeResult
 
 log = logging.getLogger(__name__)
@@ -35,16 +36,24 @@ class EncodeScheduler:
     """Files waiting, files in flight (at most `window`), suspects after a crash."""
 
     def __init__(
-        self, pool: Pool, *, window: int, crashed: Callable[[bytes], EncodeResult]
+        self,
+        pool: Pool,
+        *,
+        window: int | Callable[[], int],
+        crashed: Callable[[bytes], EncodeResult],
     ) -> None:
-        """`crashed(path)` makes the error record of a file that killed its worker."""
+        """`window`: files in flight at most, or a function asked at each feed (a cluster's
+        workers come and go). `crashed(path)` makes the error record of a file that killed
+        its worker."""
         self.pool = pool
-        self.window = window
+        self._window = window
         self.crashed = crashed
         self.waiting: dict[bytes, None] = {}  # in arrival order, each path once
         self.suspects: deque[bytes] = deque()
         self.inflight: dict[Future[EncodeResult], bytes] = {}
         self._alone: bytes | None = None  # the suspect in flight by itself
+        # Set by `harvest` when a cluster pool could not give results: their files wait again.
+        self.failure: ClusterError | None = None
 
     def add(self, path: bytes) -> None:
         """Queue `path` (once, however often it is added before it is read)."""
@@ -53,6 +62,11 @@ class EncodeScheduler:
     def discard(self, path: bytes) -> None:
         """Forget a queued file (it was deleted); a file already in flight finishes."""
         self.waiting.pop(path, None)
+
+    @property
+    def window(self) -> int:
+        """Files in flight at most, right now."""
+        return self._window if isinstance(self._window, int) else max(1, self._window())
 
     @property
     def queued(self) -> int:
@@ -78,14 +92,22 @@ class EncodeScheduler:
                 if self._submit(path):
                     self._alone = path
             return
-        while self.waiting and len(self.inflight) < self.window:
+        window = self.window
+        while self.waiting and len(self.inflight) < window:
             path = next(iter(self.waiting))
             del self.waiting[path]
             if accept(path) and not self._submit(path):
                 return
 
+    def use(self, pool: Pool) -> None:
+        """Put files in flight on `pool` from now on (those in flight finish where they are)."""
+        self.pool = pool
+
     def harvest(self) -> list[EncodeResult]:
-        """The results of the files that finished since the last call. Never blocks."""
+        """The results of the files that finished since the last call. Never blocks.
+
+        A file a cluster could not read (ClusterError: the scheduler went away) waits again,
+        and the error is left in `failure` for the caller to act on."""
         results: list[EncodeResult] = []
         for fut in [f for f in self.inflight if f.done()]:
             path = self.inflight.pop(fut, None)
@@ -93,6 +115,10 @@ class EncodeScheduler:
                 continue
             try:
                 results.append(fut.result())
+            except ClusterError as exc:
+                self.waiting[path] = None
+                self.failure = self.failure or exc
+                continue
             except BrokenProcessPool:
                 if path == self._alone:
                     log.warning(
@@ -112,14 +138,18 @@ class EncodeScheduler:
         if self.inflight:
             wait(list(self.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
 
-    def run_all(self, paths: Iterable[bytes]) -> Iterator[EncodeResult]:
-        """Encode `paths`, yielding results as they complete (not in input order)."""
+    def run_all(self, paths: Iterable[bytes]) -> Iterator[list[EncodeResult]]:
+        """Encode `paths`, yielding the results that finished together (never an empty list),
+        as they complete (not in input order): what the writer can commit at once."""
         for path in paths:
             self.add(path)
         while self.queued:
             self.feed()
             self.wait(1.0)
-            yield from self.harvest()
+            if done := self.harvest():
+                yield done
+            if self.failure is not None:
+                raise self.failure
 
     def _submit(self, path: bytes) -> bool:
         """Put one file in flight; False if the pool turned out broken (it was restarted)."""

@@ -18,9 +18,10 @@ class Backoff:
     relapse within LONGEST_WAIT of recovering (a disk with room for some writes, not all)
     continues the episode, its wait doubling on, instead of starting a new one."""
 
-    def __init__(self, recovered: str) -> None:
-        """`recovered` is the line logged when it works again."""
+    def __init__(self, recovered: str, *, level: int = logging.ERROR) -> None:
+        """`recovered` is the line logged when it works again; `level` that of the failure."""
         self.recovered = recovered
+        self.level = level
         self.failing = False
         self._wait = FIRST_WAIT
         self._until = float("-inf")
@@ -35,7 +36,7 @@ class Backoff:
             self._wait = min(self._wait * 2, LONGEST_WAIT)  # the same episode goes on
             log.debug("still failing: %s", why)
         else:
-            log.error("%s", why)
+            log.log(self.level, "%s", why)
             self._wait = FIRST_WAIT
         self.failing = True
         self._until = now + self._wait

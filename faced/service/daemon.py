@@ -27,13 +27,13 @@ from types import FrameType
 
 from faced.config import Config, load_config
 from faced.errors import ConfigError, PublishError, StoreFullError
-from faced.faces.pool import EncoderPool, pool_size
 from faced.pipeline.library import Library
-from faced.pipeline.scan import INFLIGHT_PER_WORKER, crash_record
+from faced.pipeline.scan import crash_record
 from faced.pipeline.scheduler import EncodeScheduler
 from faced.records import EncodeResult
 from faced.service.backoff import Backoff
 from faced.service.debounce import Debouncer
+from faced.service.encoders import Encoders
 from faced.service.housekeeping import Housekeeping
 from faced.service.intake import Intake
 from faced.service.notify import Notifier
@@ -72,7 +72,6 @@ class Daemon:
         self.reload = threading.Event()
         self.notifier = notifier
         self.events: queue.Queue[Event] = queue.Queue(maxsize=cfg.daemon.queue_size)
-        self.workers = pool_size(cfg.daemon.workers)
         self.debounce = Debouncer(cfg.daemon.debounce_seconds, cfg.daemon.max_delay_seconds)
         self.last_work = time.monotonic()
         self.publish_failing = False  # said once until it works again
@@ -90,9 +89,9 @@ class Daemon:
         with Store(cfg.state) as store:
             self.store = store
             self.lib = Library(cfg, store)
-            self.pool = EncoderPool(cfg.images, cfg.detection, self.workers, cfg.video)
+            self.encoders = Encoders(cfg)
             self.scheduler = EncodeScheduler(
-                self.pool, window=self.workers * INFLIGHT_PER_WORKER, crashed=crash_record(cfg)
+                self.encoders.current, window=self.encoders.window, crashed=crash_record(cfg)
             )
             self.board.count_from(lambda: store.counts(cfg.clustering.min_faces))
             self.board.idle(time.monotonic())
@@ -130,7 +129,7 @@ class Daemon:
                 else:
                     self.notifier.stopping()
                 self.watcher.stop()
-                self.pool.terminate()
+                self.encoders.terminate()
 
     def _loop(self, handler: Handler) -> None:
         rescan = self.cfg.daemon.rescan_minutes * 60
@@ -148,8 +147,9 @@ class Daemon:
                     log.warning("too many file events at once; rescanning to catch up")
                     self.reconcile(all_folders=True)
                 self.intake.settle()
-                for result in self.scheduler.harvest():
-                    self._record(result)
+                if done := self.scheduler.harvest():
+                    self._record(done)
+                self.encoders.tick(now, self.scheduler)
                 if not self.store_full.paused(now):
                     self.scheduler.feed(self.lib.planner.needs_reading)
                 if self.debounce.due(now) and not self.store_full.paused(now):
@@ -183,21 +183,24 @@ class Daemon:
             self.board.busy(now, queued)
             return
         self.board.idle(now)
-        if now - self.last_work >= IDLE_POOL_SECONDS and self.pool.running:
+        if now - self.last_work >= IDLE_POOL_SECONDS and self.encoders.running:
             log.debug("idle: stopping the worker processes until photos arrive")
-            self.pool.close()
+            self.encoders.idle()
 
-    def _record(self, result: EncodeResult) -> None:
+    def _record(self, done: list[EncodeResult]) -> None:
+        """Store the results that finished together, in one commit."""
         try:
-            changed = self.lib.record(result)
+            changed = self.lib.record_all(done)
         except StoreFullError:
-            self.scheduler.add(result.path)  # read again once it can be kept
+            for result in done:
+                self.scheduler.add(result.path)  # read again once they can be kept
             raise
         self.store_full.worked(time.monotonic())
-        self.board.read(result)
-        if not result.is_error and self.scheduler.queued < ARRIVALS_LOGGED_BELOW:
-            # A photo arriving is an event that matters; a long import has its progress lines.
-            log.info("read %s: %d face(s)", os.fsdecode(result.path), len(result.faces))
+        for result in done:
+            self.board.read(result)
+            if not result.is_error and self.scheduler.queued < ARRIVALS_LOGGED_BELOW:
+                # A photo arriving is an event that matters; a long import has progress lines.
+                log.info("read %s: %d face(s)", os.fsdecode(result.path), len(result.faces))
         if changed:
             self._changed()
 
@@ -264,6 +267,7 @@ def run_daemon(
     watch: list[Path] | None = None,
     output: Path | None = None,
     state: Path | None = None,
+    scheduler: str | None = None,
 ) -> int:
     """Run until SIGTERM or SIGINT. SIGHUP re-reads the configuration file (command-line
     overrides still apply) and restarts watchers, workers and store on it; an invalid file is
@@ -292,7 +296,9 @@ def run_daemon(
             log.info("faced stopped")
             return 0
         try:
-            cfg = load_config(config_path).with_paths(watch=watch, output=output, state=state)
+            cfg = load_config(config_path).with_paths(
+                watch=watch, output=output, state=state, scheduler=scheduler
+            )
             log.info("configuration reloaded from %s", config_path or "built-in defaults")
         except ConfigError as exc:
             log.error("configuration not reloaded, keeping the running one: %s", exc)

@@ -68,6 +68,10 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Writes made inside are committed together, or not at all (Db.batch)."""
+        return self.db.batch()
+
     def state_id(self) -> str:
         """This state's identity (made the first time it is asked for): what the people folder
         it publishes records as its owner."""

@@ -43,6 +43,7 @@ class Db:
         self.path = state_dir / DB_NAME
         self.readonly = readonly
         self._lock_fd: int | None = None
+        self._batched = False  # inside batch(): transactions are savepoints of one
         if readonly:
             if not self.path.exists():
                 raise StoreError(f"no faced state in {state_dir} (run `faced scan` or `faced run`)")
@@ -136,7 +137,11 @@ class Db:
         """One atomic write: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any exception.
 
         A full disk raises StoreFullError with nothing written (the transaction rolled back),
-        so the caller may try the same write again later."""
+        so the caller may try the same write again later. Inside `batch()` this is a
+        savepoint: as atomic, but made durable only by the batch's commit."""
+        if self._batched:
+            yield from self._savepoint()
+            return
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -156,3 +161,33 @@ class Db:
                 f"the state folder {self.path.parent} is full ({exc}): free some space on its "
                 "disk; faced keeps what it has, and reads on once it can write again"
             ) from exc
+
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("SAVEPOINT write")
+        try:
+            yield self.conn
+        except BaseException:
+            # A full disk may have rolled the whole transaction back already.
+            if self.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK TO write")
+                    self.conn.execute("RELEASE write")
+            raise
+        self.conn.execute("RELEASE write")
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many writes, one commit (one fsync): each `transaction()` inside is a savepoint of a
+        single transaction committed when the block ends. Any exception out of the block
+        rolls the whole batch back, so a kill -9 or a failure loses at most the batch, whose
+        files the next scan reads again. Keep a batch to writes already in hand: the
+        database stays locked for writers (`faced name`) until it ends."""
+        if self._batched:  # part of the batch already open
+            yield
+            return
+        with self.transaction():
+            self._batched = True
+            try:
+                yield
+            finally:
+                self._batched = False
