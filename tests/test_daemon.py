@@ -61,8 +61,10 @@ class Daemon:
         notify: NotifyListener | None = None,
         *,
         polling: bool = False,
+        extra_yaml: str = "",
         **daemon: object,
     ) -> None:
+        """`daemon` settings go under `daemon:`; `extra_yaml` is appended to the config."""
         self.root = root
         self.photos, self.people, self.state = root / "photos", root / "people", root / "state"
         self.photos.mkdir(parents=True, exist_ok=True)
@@ -77,7 +79,7 @@ class Daemon:
         self.config.write_text(
             f"watch: [{{path: {self.photos}, polling: {str(polling).lower()}}}]\n"
             f"output: {self.people}\nstate: {self.state}\n"
-            "daemon:\n" + "".join(f"  {k}: {v}\n" for k, v in settings.items()),
+            "daemon:\n" + "".join(f"  {k}: {v}\n" for k, v in settings.items()) + extra_yaml,
             encoding="utf-8",
         )
         self.notify = notify

@@ -27,9 +27,10 @@ from faced.pipeline.scan import cluster_encoder, crash_record, local_encoder, ru
 from faced.records import EncodeResult, Status
 from faced.store import Store
 
-from .conftest import PhotoLibrary, faced
+from .conftest import SMALL, PhotoLibrary, faced
 
 DASK = Path(sys.executable).parent / "dask"
+Found = tuple[list[int], np.ndarray]  # a face as stored: its box and its encoding
 # Loaded by every worker (and again by the nanny's replacement for a dead one): a file whose
 # name starts with "poison" kills the worker that reads it, as a decoder bug would.
 POISON_PRELOAD = """
@@ -43,6 +44,8 @@ work.unpoisoned = _encode_file
 def encode_file(path, *args, **kwargs):
     if os.path.basename(path).startswith(b"poison"):
         os._exit(1)
+    with open(READ_LOG, "ab") as log:  # which files the cluster read
+        log.write(path + b"\\n")
     return _encode_file(path, *args, **kwargs)
 
 work.encode_file = encode_file
@@ -58,17 +61,22 @@ class Cluster:
     workers: list[subprocess.Popen[bytes]]
     logs: Path
 
+    def read(self) -> list[bytes]:
+        """The files the workers were given, in order."""
+        log = self.logs / "read.log"
+        return log.read_bytes().splitlines() if log.exists() else []
+
     def worker_pids(self) -> list[int]:
         """The pids of the worker processes themselves (below their nannies)."""
         from distributed import Client
 
-        with Client(self.address, timeout=10, set_as_default=False) as c:
+        with Client(self.address, timeout=10, set_as_default=False) as c:  # type: ignore[no-untyped-call]
             return sorted(c.run(os.getpid).values())
 
     def wait_for_workers(self, n: int, timeout: float = 60) -> None:
         from distributed import Client
 
-        with Client(self.address, timeout=10, set_as_default=False) as c:
+        with Client(self.address, timeout=10, set_as_default=False) as c:  # type: ignore[no-untyped-call]
             c.wait_for_workers(n, timeout=timeout)
 
     def stop(self) -> None:
@@ -85,7 +93,8 @@ class Cluster:
 def start_cluster(root: Path, workers: int = 2) -> Cluster:
     """`dask scheduler` on a free loopback port, and `workers` single-threaded `dask worker`s."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "poison_preload.py").write_text(POISON_PRELOAD)
+    read_log = root / "read.log"
+    (root / "poison_preload.py").write_text(f"READ_LOG = {str(read_log)!r}\n{POISON_PRELOAD}")
     info = root / "scheduler.json"
     env = {
         **os.environ,
@@ -157,11 +166,11 @@ def fresh(tmp_path: Path, photos: Path) -> PhotoLibrary:
     return PhotoLibrary(tmp_path, photos, tmp_path / "people", tmp_path / "state")
 
 
-def contents(state: Path) -> tuple[list[tuple[bytes, str, str]], dict[bytes, list[object]]]:
+def contents(state: Path) -> tuple[list[tuple[bytes, str, str]], dict[bytes, list[Found]]]:
     """Every image (path, digest, status) and every face (path -> boxes and encodings)."""
     db = sqlite3.connect(state / "faced.sqlite3")
     images = db.execute("SELECT path, digest, status FROM images ORDER BY path").fetchall()
-    faces: dict[bytes, list[object]] = {}
+    faces: dict[bytes, list[Found]] = {}
     rows = db.execute(
         "SELECT i.path, f.box_top, f.box_right, f.box_bottom, f.box_left, f.encoding FROM faces f "
         "JOIN images i ON i.id = f.image_id ORDER BY i.path, f.box_top, f.box_left"
@@ -349,3 +358,33 @@ def test_the_dask_section_is_checked(tmp_path: Path) -> None:
         config_from_mapping(
             {"dask": {"path_map": [{"local": "/a", "worker": "b"}]}}, source="f.yaml", base=tmp_path
         )
+
+
+@pytest.mark.photos
+def test_the_daemon_reads_on_the_cluster_and_here_once_it_is_gone(tmp_path: Path) -> None:
+    from .test_daemon import Daemon, until
+
+    own = start_cluster(tmp_path / "cluster", workers=1)
+    d = Daemon(
+        tmp_path / "lib",
+        extra_yaml=f"dask:\n  scheduler: {own.address}\n  connect_seconds: 5\n",
+    )
+    try:
+        d.start()
+        until(lambda: "reading photos on the Dask cluster" in d.log.read_text(), 60, "connected")
+        photos = sorted(SMALL.glob("*/*.jpg"))
+        for p in photos[:3]:
+            shutil.copy(p, d.photos / f"{p.parent.name}_{p.name}")
+        until(lambda: d.recorded_at_least(3), 60, "3 photos read")
+        assert len(own.read()) == 3  # on the cluster
+        own.scheduler.kill()
+        for p in photos[3:6]:
+            shutil.copy(p, d.photos / f"{p.parent.name}_{p.name}")
+        until(lambda: d.recorded_at_least(6), 60, "3 more photos read here")
+        assert len(own.read()) == 3
+        log = d.log.read_text()
+        assert log.count("reading photos on this machine meanwhile") == 1
+        assert "Traceback" not in log
+    finally:
+        d.kill()
+        own.stop()

@@ -169,3 +169,34 @@ def test_rows_under_a_folder_come_from_a_range_of_the_path_index(tmp_path: Path)
             (b"/p/", b"/p0"),
         ).fetchall()
         assert "INDEX" in str(plan)
+
+
+def test_a_batch_commits_its_writes_together(tmp_path: Path) -> None:
+    with Store(tmp_path) as store, store.batch():
+        store.images.record(result(b"/p/a.jpg", "a"), match=same_faces)
+        store.images.record(result(b"/p/b.jpg", "b"), match=same_faces)
+        with Store(tmp_path, readonly=True) as reader:  # not yet visible to another reader
+            assert reader.counts(3)["images"] == 0
+    with Store(tmp_path, readonly=True) as reader:
+        assert reader.counts(3)["images"] == 2
+
+
+def test_a_failed_batch_keeps_none_of_its_writes(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        with pytest.raises(RuntimeError), store.batch():
+            store.images.record(result(b"/p/a.jpg", "a"), match=same_faces)
+            raise RuntimeError("the writer died here")
+        assert store.counts(3)["images"] == 0
+        store.images.record(result(b"/p/b.jpg", "b"), match=same_faces)  # it writes on
+        assert store.counts(3)["images"] == 1
+
+
+def test_a_write_that_fails_inside_a_batch_undoes_only_itself(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        with store.batch():
+            store.images.record(result(b"/p/a.jpg", "a"), match=same_faces)
+            with pytest.raises(RuntimeError), store.db.transaction() as c:
+                c.execute("DELETE FROM images")
+                raise RuntimeError("one photo's write failed")
+            store.images.record(result(b"/p/b.jpg", "b"), match=same_faces)
+        assert sorted(store.images.rows_under([b"/p/"])) == [b"/p/a.jpg", b"/p/b.jpg"]

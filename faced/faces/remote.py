@@ -49,6 +49,14 @@ def to_worker(path: bytes, path_map: Sequence[PathMap]) -> bytes:
     return path
 
 
+def _quiet_dask_logs() -> None:
+    """Dask's client logs its reconnection attempts and their tracebacks; what they mean for
+    faced (the scheduler is gone, what happens next) is said by faced, once."""
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def worker_facts(roots: Sequence[bytes], dask_worker: Any = None) -> dict[str, Any]:
     """Run on each worker when faced connects (Client.run passes the worker itself): its
     faced version, the roots it cannot see, and its threads (what DaskPool checks)."""
@@ -88,6 +96,9 @@ class DaskPool:
         self.connect_seconds = connect_seconds
         self._client: Any = None
         self._lock = threading.Lock()
+        # Futures handed out and not yet settled: a close settles them all, so no file is left
+        # in flight forever (a client that lost its scheduler may never cancel what it holds).
+        self._pending: set[Future[EncodeResult]] = set()
         self._threads = (0, float("-inf"))  # the count, and when it was asked
 
     @classmethod
@@ -130,6 +141,7 @@ class DaskPool:
             from distributed import Client
         except ImportError as exc:
             raise ClusterError(MISSING_EXTRA) from exc
+        _quiet_dask_logs()
         try:
             client: Any = Client(  # type: ignore[no-untyped-call]
                 self.address, timeout=self.connect_seconds, set_as_default=False
@@ -208,6 +220,8 @@ class DaskPool:
         ClusterError when the cluster cannot give one."""
         self.connect()
         out: Future[EncodeResult] = Future()
+        with self._lock:
+            self._pending.add(out)
         remote = self._client.submit(
             encode_file,
             to_worker(path, self.path_map),
@@ -231,23 +245,41 @@ class DaskPool:
                 "%s killed the Dask workers that read it; recorded as an error",
                 os.fsdecode(path),
             )
-            out.set_result(self.crashed(path))
+            self._resolve(out, self.crashed(path))
         except CancelledError as exc:
-            out.set_exception(ClusterError(f"lost the Dask scheduler at {self.address} ({exc})"))
+            self._resolve(out, self._lost(exc))
         except BaseException as exc:
-            out.set_exception(
+            self._resolve(
+                out,
                 ClusterError(
                     f"a Dask worker failed on {os.fsdecode(path)}: {type(exc).__name__}: {exc} "
                     "(is the same faced installed on every worker?)"
-                )
+                ),
             )
         else:
-            out.set_result(dataclasses.replace(result, path=path))
+            self._resolve(out, dataclasses.replace(result, path=path))
+
+    def _lost(self, why: object) -> ClusterError:
+        return ClusterError(f"lost the Dask scheduler at {self.address} ({why})")
+
+    def _resolve(self, out: Future[EncodeResult], outcome: EncodeResult | BaseException) -> None:
+        """Settle `out` once (Dask's callback and a close may race to do it)."""
+        with self._lock:
+            if out not in self._pending:
+                return
+            self._pending.discard(out)
+        if isinstance(outcome, BaseException):
+            out.set_exception(outcome)
+        else:
+            out.set_result(outcome)
 
     def close(self, *, wait: bool = True) -> None:
         """Disconnect; files in flight are cancelled on the cluster (to be read again)."""
         with self._lock:
             client, self._client = self._client, None
+            pending = list(self._pending)
+        for out in pending:
+            self._resolve(out, self._lost("disconnected"))
         if client is not None:
             client.close(timeout=self.connect_seconds if wait else 2)
 
