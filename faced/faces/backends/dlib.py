@@ -31,45 +31,21 @@ def model_dir() -> Path:
     return folder
 
 
-class DlibBackend:
-    """dlib's HOG or CNN detector, 5-point landmark predictor and ResNet descriptor."""
+class DlibDescriber:
+    """dlib's 5-point landmark predictor and ResNet descriptor: how every backend describes
+    the faces it finds (so that all faces are comparable, and equal face_recognition's)."""
 
     model = DLIB_MODEL
 
-    def __init__(self, detector: str) -> None:
+    def __init__(self) -> None:
         import dlib  # imported here so that importing faced never loads dlib
 
         folder = model_dir()
-        self.kind = detector
-        if detector == "cnn":
-            self._cnn = dlib.cnn_face_detection_model_v1(
-                str(folder / "mmod_human_face_detector.dat")
-            )
-        else:
-            self._hog = dlib.get_frontal_face_detector()
         self.landmarks = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
         self.encoder = dlib.face_recognition_model_v1(
             str(folder / "dlib_face_recognition_resnet_model_v1.dat")
         )
         self._dlib = dlib
-
-    def detect(
-        self, rgb: np.ndarray, scale: float, upsample: int, det: DetectionConfig
-    ) -> list[tuple[Box, float]]:
-        """Scored face boxes in `rgb`'s pixels, searched as detection_plan says (scaled copy, dlib
-        upsampling; HOG at det.hog_threshold, coarse to fine if det says so, see
-        faced.faces.detect); untrimmed (boxes may reach past the border).
-
-        Colour, not grey: HOG on grey levels is faster but loses faces face_recognition
-        finds (docs/decisions/detection.md).
-        """
-        if self.kind == "hog":
-            return search_hog(
-                self._hog.run, rgb, scale, upsample, det.coarse_to_fine, det.hog_threshold
-            )
-        found = self._cnn(scaled_copy(rgb, scale), upsample)
-        # The CNN's confidence is its margin over its own line, 0, like HOG's score.
-        return [(photo_box(d.rect, scale), float(d.confidence)) for d in found]
 
     def describe(self, rgb: np.ndarray, boxes: list[Box], jitters: int) -> list[np.ndarray]:
         """128-d descriptors for `boxes` (trimmed to `rgb`), as face_recognition computes them.
@@ -96,3 +72,36 @@ class DlibBackend:
     def _shape(self, rgb: np.ndarray, box: Box) -> object:
         top, right, bottom, left = box
         return self.landmarks(rgb, self._dlib.rectangle(left, top, right, bottom))
+
+
+class DlibBackend(DlibDescriber):
+    """dlib's HOG or CNN detector, with dlib's landmarks and descriptor."""
+
+    def __init__(self, detector: str) -> None:
+        super().__init__()
+        folder = model_dir()
+        self.kind = detector
+        if detector == "cnn":
+            self._cnn = self._dlib.cnn_face_detection_model_v1(
+                str(folder / "mmod_human_face_detector.dat")
+            )
+        else:
+            self._hog = self._dlib.get_frontal_face_detector()
+
+    def detect(
+        self, rgb: np.ndarray, scale: float, upsample: int, det: DetectionConfig
+    ) -> list[tuple[Box, float]]:
+        """Scored face boxes in `rgb`'s pixels, searched as detection_plan says (scaled copy, dlib
+        upsampling; HOG at det.hog_threshold, coarse to fine if det says so, see
+        faced.faces.detect); untrimmed (boxes may reach past the border).
+
+        Colour, not grey: HOG on grey levels is faster but loses faces face_recognition
+        finds (docs/decisions/detection.md).
+        """
+        if self.kind == "hog":
+            return search_hog(
+                self._hog.run, rgb, scale, upsample, det.coarse_to_fine, det.hog_threshold
+            )
+        found = self._cnn(scaled_copy(rgb, scale), upsample)
+        # The CNN's confidence is its margin over its own line, 0, like HOG's score.
+        return [(photo_box(d.rect, scale), float(d.confidence)) for d in found]
