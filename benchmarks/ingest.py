@@ -2,19 +2,20 @@
 
 Makes 12-MP test photos (each shared photo with faces fitted onto 4032x3024), runs the classic
 pipeline (full-size decode, dlib HOG with upsample 1, landmarks and descriptors, one process),
-then the real `faced scan` with its default settings, and prints images/s of both, the ratio,
-and the faces each found by size band. A classic face counts as found by faced when one of
-faced's boxes is the same face by dlib's own duplicate rule (faced.detect.same_face: overlap
-over union above 0.5, or one box nearly all inside the other, as when a face is found one
-pyramid level up). With --cnn it also times `detection.detector: cnn`; with --daemon, a
-running `faced run` taking the same photos in from its watched folder.
+then the real `faced scan` with its default settings (with `--yunet`, also with YuNet), and
+prints images/s of both, the ratio, and the faces each found by size band. A classic face
+counts as found by faced when one of faced's boxes is the same face by dlib's own duplicate
+rule (faced.detect.same_face: overlap over union above 0.5, or one box nearly all inside the
+other, as when a face is found one pyramid level up). With --cnn it also times
+`detection.detector: cnn`; with --daemon, a running `faced run` taking the same photos in from
+its watched folder.
 
 With --noise-floor it also runs the classic detection on the photos moved by 3 pixels: borderline
 faces (dlib scores near its threshold) come and go with the pixel grid alone, and this shows
 how many, to read faced's differences against.
 
     python benchmarks/ingest.py [--photos N (default: all 74)] [--cnn 4] [--coarse-to-fine]
-                                [--daemon] [--noise-floor]
+                                [--daemon] [--noise-floor] [--yunet]
 """
 
 from __future__ import annotations
@@ -215,6 +216,9 @@ def main() -> None:
         "--daemon", action="store_true", help="also time `faced run` taking the photos in"
     )
     parser.add_argument(
+        "--yunet", action="store_true", help="also run detection.detector: yunet (faced[yunet])"
+    )
+    parser.add_argument(
         "--noise-floor",
         action="store_true",
         help="also compare the classic with itself on the photos moved by 3 pixels",
@@ -231,6 +235,11 @@ def main() -> None:
             t_c2f, c2f = faced_scan(
                 root / "photos", root / "c2f", "detection: {coarse_to_fine: true}\n"
             )
+        if args.yunet:
+            (root / "yunet").mkdir()
+            t_yunet, yunet = faced_scan(
+                root / "photos", root / "yunet", "detection: {detector: yunet}\n"
+            )
         t_classic, theirs = classic(paths)
         n, cores = len(paths), os.cpu_count()
         print(f"{n} photos of 4032x3024, {cores} cores")
@@ -238,6 +247,8 @@ def main() -> None:
         report(f"faced scan (defaults, {cores} workers)", t_faced, n, t_classic, ours, theirs)
         if args.coarse_to_fine:
             report("faced scan (coarse_to_fine: true)", t_c2f, n, t_classic, c2f, theirs)
+        if args.yunet:
+            report("faced scan (detector: yunet)", t_yunet, n, t_classic, yunet, theirs)
         if args.daemon:
             (root / "daemon").mkdir()
             t_daemon = faced_daemon(paths, root / "daemon")

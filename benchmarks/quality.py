@@ -16,13 +16,14 @@ Per kind it prints the median and the worst pairwise F, BCubed F and BCubed prec
 of people with 4+ photos who get exactly one folder holding 90% of them, and faces from photos
 without a face that end up in a folder. `--methods` picks methods; `--json FILE` writes all.
 
-    python benchmarks/quality.py
+    python benchmarks/quality.py [--detector yunet]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -31,6 +32,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -72,9 +74,10 @@ class FaceSet:
 # -- encoding, once ----------------------------------------------------------------------------
 
 
-def encode_set(name: str) -> FaceSet:
-    """Every face of a shared set, as faced's pipeline finds and describes it (cached)."""
-    cache = CACHE / f"{name}.npz"
+def encode_set(name: str, detector: Literal["hog", "yunet"] = "hog") -> FaceSet:
+    """Every face of a shared set, as faced's pipeline finds and describes it with `detector`
+    (cached per detector)."""
+    cache = CACHE / (f"{name}.npz" if detector == "hog" else f"{name}.{detector}.npz")
     root = FACES / name
     if cache.exists():
         data = np.load(cache, allow_pickle=False)
@@ -91,6 +94,7 @@ def encode_set(name: str) -> FaceSet:
     from faced.pipeline.scan import local_encoder
 
     cfg = Config()
+    cfg = dataclasses.replace(cfg, detection=dataclasses.replace(cfg.detection, detector=detector))
     paths = [p for p, _, _ in walk([root], cfg.images)]
     print(f"encoding {len(paths)} photos of {name} once (cached in {cache})...", file=sys.stderr)
     group_boxes = _group_labels(root)
@@ -350,9 +354,12 @@ def main() -> int:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write every library's scores here")
+    ap.add_argument(
+        "--detector", default="hog", choices=("hog", "yunet"), help="which faces are clustered"
+    )
     args = ap.parse_args()
     names = ("lfw_dev", "fixture_small", "fixture_extras", "jurassic_park_noisy")
-    sets = {n: encode_set(n) for n in names if (FACES / n).is_dir()}
+    sets = {n: encode_set(n, args.detector) for n in names if (FACES / n).is_dir()}
     min_faces = ClusteringConfig().min_faces
     rows: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     every: list[dict[str, object]] = []
