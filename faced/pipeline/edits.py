@@ -135,12 +135,14 @@ def _take_deleted_folders(
 
     Only while the people folder still holds faced folders: a people folder emptied or gone
     (a new disk, `rm -r people/*`) is rebuilt, not read as "hide everyone"."""
-    if not seen:
+    missing = [pid for pid in published if pid != 0 and pid not in seen]
+    if not seen or not missing:  # the usual case, known without counting anyone's faces
         return 0
     expected = {p.id for p in store.people.summary() if p.faces >= cfg.clustering.min_faces}
     hidden = 0
-    for pid, (folder, _) in published.items():
-        if pid == 0 or pid in seen or pid not in expected:
+    for pid in missing:
+        folder = published[pid][0]
+        if pid not in expected:
             continue
         store.people.hide(pid)
         log.info(

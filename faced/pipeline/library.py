@@ -30,7 +30,7 @@ from faced.pipeline.planner import ScanPlan, ScanPlanner
 from faced.pipeline.policy import ReclusterPolicy
 from faced.pipeline.recover import adopt, foreign_folders, repair_markers
 from faced.publish.folders import Publisher
-from faced.publish.layout import plan_layout
+from faced.publish.layout import LinkNamer, plan_layout
 from faced.publish.observe import Stamp, Surveyor
 from faced.publish.owner import Owner, claim
 from faced.records import EncodeResult, crash_reason, crashes
@@ -146,6 +146,7 @@ class Library:
         # The store's generation and the people folder's stamp right after the last publish:
         # while both hold, a refresh has nothing to take in and nothing to write.
         self._settled: tuple[tuple[int, int], Stamp | None] | None = None
+        self.namer = LinkNamer()  # link names of unchanged folders, kept between publishes
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -334,6 +335,7 @@ class Library:
             montage_faces=p.montage_faces,
             user_files={pid: f.user_names for pid, f in seen.items()},
             user_folders=found.user_folders,
+            namer=self.namer,
         )
         publisher = Publisher(self.cfg.output, self.store.faces.thumbs, p.montage_tile, self.state)
         applied = publisher.apply(plans, self.store.published.folders(), seen)

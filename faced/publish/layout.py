@@ -125,6 +125,33 @@ def link_names(images: dict[int, bytes], taken: frozenset[bytes] = frozenset()) 
     return out
 
 
+class LinkNamer:
+    """link_names with a memory: a folder whose photos and user files are what they were at
+    the last call keeps the names it got then, found by one dict comparison instead of naming
+    every photo again (most folders are unchanged at each refresh of a large library).
+
+    Pure still: the names are exactly link_names'; only the work is saved."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[dict[int, bytes], frozenset[bytes], dict[bytes, int]]] = {}
+
+    def names(
+        self, folder: int, images: dict[int, bytes], taken: frozenset[bytes] = frozenset()
+    ) -> dict[bytes, int]:
+        """link_names(images, taken), for the folder of person `folder`."""
+        last = self._last.get(folder)
+        if last is not None and last[1] == taken and last[0] == images:
+            return last[2]
+        out = link_names(images, taken)
+        self._last[folder] = (images, taken, out)
+        return out
+
+    def keep_only(self, folders: set[int]) -> None:
+        """Forget the folders not in `folders` (people gone since)."""
+        for gone in self._last.keys() - folders:
+            del self._last[gone]
+
+
 def pick_montage(face_ids: tuple[int, ...], count: int) -> tuple[int, ...]:
     """Up to `count` faces spread evenly over the person's faces (oldest to newest)."""
     if len(face_ids) <= count:
@@ -142,15 +169,17 @@ def plan_layout(
     montage_faces: int,
     user_files: Mapping[int, frozenset[bytes]] | None = None,
     user_folders: frozenset[str] = frozenset(),
+    namer: LinkNamer | None = None,
 ) -> list[FolderPlan]:
     """The folders PEOPLE_DIR should hold: one per person with enough faces, plus unknown.
 
     A person below `min_faces` gets no folder: its photos are listed in the unknown folder.
     `user_files` are the names of the user's own files in each person's folder, and
     `user_folders` the user's own folders in PEOPLE_DIR: faced's links and folders take
-    other names.
+    other names. `namer` remembers link names between calls (the same plans, less work).
     """
     user_files = user_files or {}
+    namer = namer or LinkNamer()
     shown = [p for p in people if len(p.face_ids) >= min_faces]
     small = [p for p in people if len(p.face_ids) < min_faces]
     names = folder_names(shown, unknown, user_folders)
@@ -158,7 +187,7 @@ def plan_layout(
         FolderPlan(
             p.person_id,
             names[p.person_id],
-            link_names(p.images, user_files.get(p.person_id, frozenset())),
+            namer.names(p.person_id, p.images, user_files.get(p.person_id, frozenset())),
             dict(p.images),
             pick_montage(p.face_ids, montage_faces),
         )
@@ -171,9 +200,10 @@ def plan_layout(
         FolderPlan(
             UNKNOWN_ID,
             unknown,
-            link_names(leftover, user_files.get(UNKNOWN_ID, frozenset())),
+            namer.names(UNKNOWN_ID, leftover, user_files.get(UNKNOWN_ID, frozenset())),
             leftover,
             (),
         )
     )
+    namer.keep_only({pl.person_id for pl in plans})
     return plans

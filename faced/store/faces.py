@@ -49,19 +49,62 @@ class Faces:
 
     def __init__(self, db: Db) -> None:
         self.db = db
+        # What never changes of a face (its photo, its score, its descriptor: rows are never
+        # updated but for their person, and ids never reused), kept between `table` calls per
+        # model, so that a refresh of a large library reads only ids and persons, and the new
+        # faces. Arrays by face id: ids, photo ids, weak, encodings.
+        self._kept: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def table(self, model: str) -> FaceTable:
         """Every face described by `model`, as arrays for clustering."""
         rows = self.db.conn.execute(
-            f"SELECT id, {_PHOTO_OF_FACE}, COALESCE(person_id, -1), encoding,"
-            " COALESCE(score, 0) < 0 FROM faces WHERE model = ? ORDER BY id",
-            (model,),
+            "SELECT id, COALESCE(person_id, -1) FROM faces WHERE model = ? ORDER BY id", (model,)
         ).fetchall()
-        n = len(rows)
-        enc = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(n, 128)
-        ids = np.array([(r[0], r[1], r[2]) for r in rows], dtype=np.int64).reshape(n, 3)
-        weak = np.array([bool(r[4]) for r in rows], dtype=bool)
-        return FaceTable(ids[:, 0], ids[:, 1], ids[:, 2], enc.astype(np.float32), weak)
+        now = np.array(rows, dtype=np.int64).reshape(len(rows), 2)
+        ids, person = now[:, 0], now[:, 1]
+        kept_ids, photo, weak, enc = self._kept_faces(model, ids)
+        at = np.minimum(np.searchsorted(kept_ids, ids), max(len(kept_ids) - 1, 0))
+        if len(ids) and not np.array_equal(kept_ids[at], ids):
+            # Not the faces this connection kept (the file was replaced): read them all again.
+            self._kept.pop(model, None)
+            kept_ids, photo, weak, enc = self._kept_faces(model, ids)
+            at = np.searchsorted(kept_ids, ids)
+        return FaceTable(ids, photo[at], person, enc[at], weak[at])
+
+    def _kept_faces(
+        self, model: str, ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The kept arrays, brought up to date with the faces in `ids` (ascending)."""
+        empty = (
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0, bool),
+            np.zeros((0, 128), np.float32),
+        )
+        kept = self._kept.get(model, empty)
+        if len(kept[0]) > 2 * len(ids) + 1000:  # many faces gone since: keep only the living
+            alive = np.isin(kept[0], ids)
+            kept = (kept[0][alive], kept[1][alive], kept[2][alive], kept[3][alive])
+        last = int(kept[0][-1]) if len(kept[0]) else -1
+        if len(ids) and int(ids[-1]) > last:
+            rows = self.db.conn.execute(
+                f"SELECT id, {_PHOTO_OF_FACE}, COALESCE(score, 0) < 0, encoding FROM faces"
+                " WHERE model = ? AND id > ? ORDER BY id",
+                (model, last),
+            ).fetchall()
+            n = len(rows)
+            new_ids = np.array([r[0] for r in rows], dtype=np.int64)
+            new_photo = np.array([r[1] for r in rows], dtype=np.int64)
+            new_weak = np.array([bool(r[2]) for r in rows], dtype=bool)
+            new_enc = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(n, 128)
+            kept = (
+                np.concatenate([kept[0], new_ids]),
+                np.concatenate([kept[1], new_photo]),
+                np.concatenate([kept[2], new_weak]),
+                np.concatenate([kept[3], new_enc.astype(np.float32)]),
+            )
+        self._kept[model] = kept
+        return kept
 
     def rows(self, *, assigned_only: bool = False) -> list[FaceRow]:
         """Every face (or every face with a person) with its photo's path, by face id."""
