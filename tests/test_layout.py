@@ -6,6 +6,7 @@ import pytest
 
 from faced.publish.layout import (
     MAX_NAME_BYTES,
+    LinkNamer,
     folder_names,
     link_names,
     plan_layout,
@@ -95,3 +96,15 @@ def test_people_below_min_faces_go_to_unknown() -> None:
     assert set(by_folder) == {"Bob", "unknown"}
     assert set(by_folder["unknown"].targets) == {1, 9}
     assert by_folder["Bob"].montage_faces == (200, 201, 202)
+
+
+def test_a_link_namer_names_as_link_names_and_notices_every_change() -> None:
+    namer = LinkNamer()
+    images = {1: b"/p/a.jpg", 2: b"/q/a.jpg"}
+    first = namer.names(7, images)
+    assert first == link_names(images)
+    assert namer.names(7, dict(images)) is first  # unchanged: the names kept
+    grown = {**images, 3: b"/r/a.jpg"}
+    assert namer.names(7, grown) == link_names(grown)
+    taken = frozenset({b"a.jpg"})
+    assert namer.names(7, grown, taken) == link_names(grown, taken)

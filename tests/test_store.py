@@ -200,3 +200,18 @@ def test_a_write_that_fails_inside_a_batch_undoes_only_itself(tmp_path: Path) ->
                 raise RuntimeError("one photo's write failed")
             store.images.record(result(b"/p/b.jpg", "b"), match=same_faces)
         assert sorted(store.images.rows_under([b"/p/"])) == [b"/p/a.jpg", b"/p/b.jpg"]
+
+
+def test_the_face_table_kept_between_calls_is_what_a_fresh_read_gives(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.images.record(result(b"/p/a.jpg", "a", 2), match=same_faces)
+        store.images.record(result(b"/p/b.jpg", "b", 1), match=same_faces)
+        store.faces.table("m")  # kept from here on
+        store.images.record(result(b"/p/c.jpg", "c", 3), match=same_faces)  # new faces
+        store.images.forget([b"/p/a.jpg"])  # and some gone
+        kept = store.faces.table("m")
+    with Store(tmp_path) as fresh:
+        read = fresh.faces.table("m")
+    assert kept.face_id.tolist() == read.face_id.tolist() and len(read) == 4
+    assert (kept.photo_id == read.photo_id).all() and (kept.weak == read.weak).all()
+    np.testing.assert_array_equal(kept.encoding, read.encoding)
