@@ -93,17 +93,24 @@ class People:
     def entries(self) -> list[PersonEntry]:
         """Every person with faces, but those the user hid: id, name, face ids (oldest first)
         and photos."""
-        rows = self.db.conn.execute(
-            "SELECT f.person_id, f.id, i.id, i.path FROM faces f JOIN images i ON i.id = f.image_id"
-            " JOIN people p ON p.id = f.person_id WHERE p.hidden IS NULL"
-            " ORDER BY f.person_id, f.id"
+        # Three plain scans joined here: the ordered join in SQL walks the person index and
+        # fetches each face's whole row (its descriptor included) out of order, twice as slow.
+        conn = self.db.conn
+        rows = conn.execute(
+            "SELECT person_id, id, image_id FROM faces WHERE person_id IS NOT NULL"
         ).fetchall()
-        names = dict(self.db.conn.execute("SELECT id, name FROM people").fetchall())
+        rows.sort()
+        people = conn.execute("SELECT id, name, hidden IS NOT NULL FROM people").fetchall()
+        names = {pid: name for pid, name, _ in people}
+        hidden = {pid for pid, _, is_hidden in people if is_hidden}
+        paths = dict(conn.execute("SELECT id, path FROM images").fetchall())
         grouped: dict[int, tuple[list[int], dict[int, bytes]]] = {}
-        for pid, fid, iid, path in rows:
+        for pid, fid, iid in rows:
+            if pid in hidden:
+                continue
             faces, images = grouped.setdefault(pid, ([], {}))
             faces.append(fid)
-            images[iid] = bytes(path)
+            images[iid] = bytes(paths[iid])
         return [PersonEntry(pid, names.get(pid), tuple(f), i) for pid, (f, i) in grouped.items()]
 
     def unknown_images(self) -> dict[int, bytes]:
