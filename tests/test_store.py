@@ -215,3 +215,15 @@ def test_the_face_table_kept_between_calls_is_what_a_fresh_read_gives(tmp_path: 
     assert kept.face_id.tolist() == read.face_id.tolist() and len(read) == 4
     assert (kept.photo_id == read.photo_id).all() and (kept.weak == read.weak).all()
     np.testing.assert_array_equal(kept.encoding, read.encoding)
+
+
+def test_the_published_links_kept_between_calls_follow_every_save(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.published.save({1: ("a", "s1"), 2: ("b", "s2")}, {1: {b"x.jpg": 10}, 2: {b"y": 11}})
+        assert store.published.links() == {1: {b"x.jpg": 10}, 2: {b"y": 11}}
+        store.published.save({1: ("a", "s1"), 3: ("c", "s3")}, {1: {b"x.jpg": 10}, 3: {b"z": 12}})
+        kept = store.published.links()
+        with Store(tmp_path, exclusive=False) as other:  # another connection writes
+            assert other.published.links() == kept == {1: {b"x.jpg": 10}, 3: {b"z": 12}}
+            other.published.save({1: ("a", "s9")}, {1: {b"w.jpg": 13}})
+        assert store.published.links() == {1: {b"w.jpg": 13}}

@@ -10,6 +10,14 @@ class Published:
 
     def __init__(self, db: Db) -> None:
         self.db = db
+        # The links as last read or saved, with the database's data_version then: `save` is
+        # the only writer of the table in this process, and data_version moves when another
+        # connection commits, so an unchanged version means unchanged rows. Read-only for
+        # callers.
+        self._links: tuple[int, dict[int, dict[bytes, int]]] | None = None
+
+    def _version(self) -> int:
+        return int(self.db.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def person_with_folder(self, folder: str) -> int | None:
         """The person whose folder was last published as `folder`, if any."""
@@ -26,10 +34,14 @@ class Published:
         }
 
     def links(self) -> dict[int, dict[bytes, int]]:
-        """Person id -> {link name: image id} as last published."""
+        """Person id -> {link name: image id} as last published (not to be modified)."""
+        version = self._version()
+        if self._links is not None and self._links[0] == version:
+            return self._links[1]
         out: dict[int, dict[bytes, int]] = {}
         for pid, link, iid in self.db.conn.execute("SELECT person_id, link, image_id FROM links"):
             out.setdefault(pid, {})[bytes(link)] = iid
+        self._links = (version, out)
         return out
 
     def save(self, applied: dict[int, tuple[str, str]], links: dict[int, dict[bytes, int]]) -> None:
@@ -41,6 +53,9 @@ class Published:
         new = [pid for pid in applied if before.get(pid) != applied[pid]]
         if not gone and not new:
             return
+        version = self._version()
+        kept = self._links[1] if self._links is not None and self._links[0] == version else None
+        self._links = None
         with self.db.transaction() as c:
             c.executemany("DELETE FROM folders WHERE person_id = ?", [(p,) for p in gone])
             c.executemany("DELETE FROM links WHERE person_id = ?", [(p,) for p in gone])
@@ -52,3 +67,7 @@ class Published:
                 "INSERT INTO links (person_id, link, image_id) VALUES (?, ?, ?)",
                 [(pid, name, iid) for pid in new for name, iid in links.get(pid, {}).items()],
             )
+        if kept is not None:  # the table as now written, without reading it back
+            table = {pid: v for pid, v in kept.items() if pid not in gone}
+            table.update({pid: dict(links[pid]) for pid in new if links.get(pid)})
+            self._links = (version, table)
