@@ -98,7 +98,8 @@ class DaskPool:
         self.roots = tuple(roots)
         self.connect_seconds = connect_seconds
         self._client: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the client and the pending futures
+        self._connecting = threading.Lock()
         # Futures handed out and not yet settled: a close settles them all, so no file is left
         # in flight forever (a client that lost its scheduler may never cancel what it holds).
         self._pending: set[Future[EncodeResult]] = set()
@@ -135,9 +136,11 @@ class DaskPool:
     def connect(self) -> None:
         """Connect, wait for a first worker, and check that the workers can do the work: the
         same faced, the photos at the (mapped) paths. Raises ClusterError saying why not."""
-        with self._lock:
+        with self._connecting:  # one connection at a time; `close` does not wait for it
             if self._client is None:
-                self._client = self._connected()
+                client = self._connected()
+                with self._lock:
+                    self._client = client
 
     def _connected(self) -> Any:
         try:
