@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -48,6 +49,19 @@ def to_worker(path: bytes, path_map: Sequence[PathMap]) -> bytes:
         if path == local or path.startswith(local + b"/"):
             return os.fsencode(m.worker.rstrip("/")) + path[len(local) :]
     return path
+
+
+def _unreachable(address: str, timeout: float) -> str | None:
+    """Why nothing answers on a tcp:// scheduler address's port, or None if something does
+    (other schemes, TLS for one, are left to Dask)."""
+    if not address.startswith("tcp://"):
+        return None
+    host, _, port = address[len("tcp://") :].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
 
 
 def _quiet_dask_logs() -> None:
@@ -148,15 +162,23 @@ class DaskPool:
         except ImportError as exc:
             raise ClusterError(MISSING_EXTRA) from exc
         _quiet_dask_logs()
-        try:
-            client: Any = Client(  # type: ignore[no-untyped-call]
-                self.address, timeout=self.connect_seconds, set_as_default=False
-            )
-        except Exception as exc:  # OSError, TimeoutError, a malformed address: all "cannot"
+        # A port nobody answers on is told first, with no Client made: a Client that fails
+        # half-built closes itself when collected, waiting up to twice its timeout wherever
+        # that happens.
+        why = _unreachable(self.address, self.connect_seconds)
+        client: Any = None
+        if why is None:
+            try:
+                client = Client(  # type: ignore[no-untyped-call]
+                    self.address, timeout=self.connect_seconds, set_as_default=False
+                )
+            except Exception as exc:  # OSError, TimeoutError, a garbled reply: all "cannot"
+                why = str(exc)
+        if client is None:
             raise ClusterError(
-                f"cannot reach the Dask scheduler at {self.address}: {exc} (is `dask scheduler` "
+                f"cannot reach the Dask scheduler at {self.address}: {why} (is `dask scheduler` "
                 "running there, and is its port open to this machine?)"
-            ) from exc
+            )
         try:
             try:
                 client.wait_for_workers(1, timeout=self.connect_seconds)
