@@ -9,6 +9,16 @@ from faced import __version__
 from faced.cli import commands as c
 
 
+def _scheduler(parser: argparse.ArgumentParser) -> None:
+    """Add --scheduler (scan and run)."""
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="read the photos on the workers of this Dask scheduler (tcp://HOST:8786; "
+        "needs faced[dask]; the config key dask.scheduler)",
+    )
+
+
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> argparse.ArgumentParser:
     """Add --config, --state, -v and -q to `parser` (without defaults if `suppress`)."""
     kw: dict[str, object] = {"default": argparse.SUPPRESS} if suppress else {}
@@ -67,12 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a PHOTOS_DIR that is empty where it held photos is gone for good, not offline",
     )
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="read the photos on the workers of this Dask scheduler (tcp://HOST:8786; "
-        "needs faced[dask]; the config key dask.scheduler)",
-    )
+    _scheduler(p)
     p.set_defaults(func=c.cmd_scan)
 
     p = sub.add_parser(
@@ -89,12 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder to watch (repeatable; replaces the config's list)",
     )
     p.add_argument("--output", "-o", type=Path, metavar="PEOPLE_DIR")
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="read the photos on the workers of this Dask scheduler (tcp://HOST:8786; "
-        "needs faced[dask]; the config key dask.scheduler)",
-    )
+    _scheduler(p)
     p.set_defaults(func=c.cmd_run)
 
     p = sub.add_parser("status", parents=[common], help="counts of images, faces, people, errors")

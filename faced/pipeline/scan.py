@@ -66,17 +66,18 @@ def cluster_encoder(cfg: Config, roots: list[Path]) -> Encode:
     def encode(todo: list[bytes]) -> Iterator[list[EncodeResult]]:
         if not todo:
             return
+        crashed = crash_record(cfg)
         pool = DaskPool.for_config(
             cfg.dask,
             cfg.images,
             cfg.detection,
             cfg.video,
-            crashed=crash_record(cfg),
+            crashed=crashed,
             roots=[os.fsencode(r) for r in roots],
         )
         pool.connect()
         scheduler = EncodeScheduler(
-            pool, window=lambda: pool.threads * INFLIGHT_PER_WORKER, crashed=crash_record(cfg)
+            pool, window=lambda: pool.threads * INFLIGHT_PER_WORKER, crashed=crashed
         )
         try:
             yield from scheduler.run_all(todo)

@@ -159,8 +159,7 @@ class Store:
     def generation(self) -> tuple[int, int]:
         """Equal before and after only if nothing was written in between: rows this connection
         changed (`total_changes`) and commits by any other (`PRAGMA data_version`)."""
-        version = int(self.db.conn.execute("PRAGMA data_version").fetchone()[0])
-        return (self.db.conn.total_changes, version)
+        return (self.db.conn.total_changes, self.db.data_version())
 
     def touch_edits(self) -> None:
         """Note that a person was named, merged or corrected (the daemon polls this)."""

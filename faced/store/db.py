@@ -108,6 +108,10 @@ class Db:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def data_version(self) -> int:
+        """SQLite's data_version: it moves when another connection commits, not this one."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
     def _check_intact(self) -> None:
         result = self.conn.execute("PRAGMA quick_check").fetchone()[0]
         if result != "ok":

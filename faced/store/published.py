@@ -16,9 +16,6 @@ class Published:
         # callers.
         self._links: tuple[int, dict[int, dict[bytes, int]]] | None = None
 
-    def _version(self) -> int:
-        return int(self.db.conn.execute("PRAGMA data_version").fetchone()[0])
-
     def person_with_folder(self, folder: str) -> int | None:
         """The person whose folder was last published as `folder`, if any."""
         r = self.db.conn.execute(
@@ -35,7 +32,7 @@ class Published:
 
     def links(self) -> dict[int, dict[bytes, int]]:
         """Person id -> {link name: image id} as last published (not to be modified)."""
-        version = self._version()
+        version = self.db.data_version()
         if self._links is not None and self._links[0] == version:
             return self._links[1]
         out: dict[int, dict[bytes, int]] = {}
@@ -53,7 +50,7 @@ class Published:
         new = [pid for pid in applied if before.get(pid) != applied[pid]]
         if not gone and not new:
             return
-        version = self._version()
+        version = self.db.data_version()
         kept = self._links[1] if self._links is not None and self._links[0] == version else None
         self._links = None
         with self.db.transaction() as c:
