@@ -30,7 +30,8 @@ import numpy as np
 from faced.config import Config, DetectionConfig
 from faced.faces.backends import get_backend
 from faced.faces.decode import decode, read_file
-from faced.faces.detect import detection_plan
+from faced.faces.detect import detection_plan, trimmed
+from faced.people.identity import centre_in
 from faced.records import Box
 
 FACES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces"
@@ -59,14 +60,8 @@ def detect(det: DetectionConfig, rgb: np.ndarray) -> tuple[list[tuple[Box, float
     return found, time.perf_counter() - start
 
 
-def trimmed(box: Box, rgb: np.ndarray) -> Box:
-    h, w = rgb.shape[:2]
-    return (max(box[0], 0), min(box[1], w), min(box[2], h), max(box[3], 0))
-
-
-def centre_in(a: Box, b: Box) -> bool:
-    cy, cx = (a[0] + a[2]) / 2, (a[1] + a[3]) / 2
-    return b[0] <= cy <= b[2] and b[3] <= cx <= b[1]
+def trim(box: Box, rgb: np.ndarray) -> Box:
+    return trimmed(box, rgb.shape[1], rgb.shape[0])
 
 
 def same(a: Box, b: Box) -> bool:
@@ -114,13 +109,13 @@ def main() -> None:
                     large[1] += bool(match)
                 if not match or len(agree) >= 400:
                     continue
-                a, b = describer.describe(rgb, [trimmed(box, rgb), trimmed(match[0], rgb)], 1)
+                a, b = describer.describe(rgb, [trim(box, rgb), trim(match[0], rgb)], 1)
                 agree.append(float(np.linalg.norm(a - b)))
                 moved = np.ascontiguousarray(np.pad(rgb, ((MOVE, 0), (MOVE, 0), (0, 0)), "edge"))
                 shifted = (box[0] + MOVE, box[1] + MOVE, box[2] + MOVE, box[3] + MOVE)
                 again = [b for b, s in detect(hog, moved)[0] if same(shifted, b)]
                 if again:
-                    (c_,) = describer.describe(moved, [trimmed(again[0], moved)], 1)
+                    (c_,) = describer.describe(moved, [trim(again[0], moved)], 1)
                     floor.append(float(np.linalg.norm(a - c_)))
         n = max(len(paths), 1)
         h, y = counts["hog"], counts["yunet"]

@@ -39,20 +39,27 @@ def ids(lib: PhotoLibrary, capsys: pytest.CaptureFixture[str]) -> set[int]:
     return {int(p["id"]) for p in people}
 
 
+def decided_then_read_again(
+    lib: PhotoLibrary, settings: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, set[int]]:
+    """Name Elton and reject one of his photos, then scan with the config `settings`, which
+    read every photo again. Returns the rejected photo and the people's ids before."""
+    rejected = name_elton_and_reject_one(lib)
+    before = ids(lib, capsys)
+    config = lib.root / "faced.yaml"
+    config.write_text(settings, encoding="utf-8")
+    capsys.readouterr()
+    assert (
+        faced("scan", lib.photos, "-o", lib.people, "--state", lib.state, "--config", config) == 0
+    )
+    assert "65 photo(s) read" in capsys.readouterr().out  # every photo was read again
+    return rejected, before
+
+
 def test_a_detection_settings_change_keeps_names_people_and_rejections(
     small: PhotoLibrary, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rejected = name_elton_and_reject_one(small)
-    before = ids(small, capsys)
-    config = small.root / "faced.yaml"
-    config.write_text("detection: {hog_threshold: -0.09}\n", encoding="utf-8")
-    capsys.readouterr()
-    assert (
-        faced("scan", small.photos, "-o", small.people, "--state", small.state, "--config", config)
-        == 0
-    )
-    out = capsys.readouterr()
-    assert "65 photo(s) read" in out.out  # every photo was read again
+    rejected, before = decided_then_read_again(small, "detection: {hog_threshold: -0.09}\n", capsys)
     assert ids(small, capsys) == before  # nobody retired and re-created
     assert "Elton" in people_folders(small.people)
     assert str(rejected) not in linked(small, "Elton")

@@ -16,12 +16,13 @@ from faced.faces import backends
 from faced.faces.backends import get_backend, usable
 from faced.faces.backends import yunet as yunet_backend
 from faced.faces.decode import decode, read_file
-from faced.faces.detect import detection_plan
+from faced.faces.detect import detection_plan, trimmed
 from faced.faces.encode import encode_photo
+from faced.people.identity import centre_in
 from faced.records import Box
 
-from .conftest import SMALL, PhotoLibrary, faced, people_folders
-from .test_decisions import ids, linked, name_elton_and_reject_one
+from .conftest import SMALL, PhotoLibrary, people_folders
+from .test_decisions import decided_then_read_again, ids, linked
 
 YUNET = DetectionConfig(detector="yunet")
 pytestmark = pytest.mark.skipif(not yunet_backend.available(), reason="needs faced[yunet]")
@@ -34,11 +35,6 @@ def rgb_of(path: Path) -> np.ndarray:
 def found(det: DetectionConfig, rgb: np.ndarray) -> list[tuple[Box, float]]:
     scale, up = detection_plan(rgb.shape[1], rgb.shape[0], det)
     return get_backend(det.detector).detect(rgb, scale, up, det)
-
-
-def centre_in(a: Box, b: Box) -> bool:
-    cy, cx = (a[0] + a[2]) / 2, (a[1] + a[3]) / 2
-    return b[0] <= cy <= b[2] and b[3] <= cx <= b[1]
 
 
 def test_without_the_extra_faces_are_found_with_hog(
@@ -87,8 +83,7 @@ def test_yunet_faces_are_described_as_hog_describes_them() -> None:
 
 
 def trim(box: Box, rgb: np.ndarray) -> Box:
-    h, w = rgb.shape[:2]
-    return (max(box[0], 0), min(box[1], w), min(box[2], h), max(box[3], 0))
+    return trimmed(box, rgb.shape[1], rgb.shape[0])
 
 
 @pytest.mark.photos
@@ -116,16 +111,8 @@ def test_an_exif_rotated_photo_gives_the_faces_of_the_upright_one(tmp_path: Path
 def test_a_library_switched_from_hog_to_yunet_keeps_names_and_rejections(
     small: PhotoLibrary, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rejected = name_elton_and_reject_one(small)
-    before = ids(small, capsys)
-    config = small.root / "faced.yaml"
-    config.write_text("detection: {detector: yunet}\n", encoding="utf-8")
-    capsys.readouterr()
-    code = faced(
-        "scan", small.photos, "-o", small.people, "--state", small.state, "--config", config
-    )
-    assert code == 0
-    assert "65 photo(s) read" in capsys.readouterr().out  # every photo read again, by YuNet
+    # Every photo is read again, by YuNet.
+    rejected, before = decided_then_read_again(small, "detection: {detector: yunet}\n", capsys)
     assert before <= ids(small, capsys)  # nobody retired and re-created
     assert "Elton" in people_folders(small.people)
     assert str(rejected) not in linked(small, "Elton")

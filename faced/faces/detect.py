@@ -187,6 +187,12 @@ def same_face(a: Box, b: Box) -> bool:
     return bool(inter) and (iou(a, b) > 0.5 or inter / min(_area(a), _area(b)) > 0.95)
 
 
+def trimmed(box: Box, width: int, height: int) -> Box:
+    """`box` cut to a `width` x `height` photo (detectors report boxes past its border)."""
+    top, right, bottom, left = box
+    return (max(top, 0), min(right, width), min(bottom, height), max(left, 0))
+
+
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes (0 when they do not touch)."""
     inter = _intersection(a, b)

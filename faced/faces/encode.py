@@ -20,7 +20,7 @@ from faced.config import DetectionConfig, ImagesConfig
 from faced.errors import ImageError
 from faced.faces.backends import FaceBackend, detector_label, get_backend, model_name
 from faced.faces.decode import decode, read_file
-from faced.faces.detect import detection_plan
+from faced.faces.detect import detection_plan, trimmed
 from faced.records import Box, EncodeResult, Face, FileStat
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,9 @@ def find_faces(rgb: np.ndarray, det: DetectionConfig, models: FaceBackend) -> li
     scale, upsample = detection_plan(w, h, det)
     boxes: list[Box] = []
     scores: list[float] = []
-    for (top, right, bottom, left), score in models.detect(rgb, scale, upsample, det):
+    for found, score in models.detect(rgb, scale, upsample, det):
         # face_recognition trims to the image the same way before computing landmarks.
-        box = (max(top, 0), min(right, w), min(bottom, h), max(left, 0))
+        box = trimmed(found, w, h)
         if box[2] - box[0] < 1 or box[1] - box[3] < 1:
             continue
         boxes.append(box)

@@ -233,7 +233,7 @@ def same_faces(
     for i, a in enumerate(old):
         for j, b in enumerate(new):
             overlap = _iou(a, b)
-            if overlap >= SAME_FACE_IOU or (_centre_in(a, b) and _centre_in(b, a)):
+            if overlap >= SAME_FACE_IOU or (centre_in(a, b) and centre_in(b, a)):
                 candidates.append((-overlap, i, j))
     pairs, used_old, used_new = [], set(), set()
     for _, i, j in sorted(candidates):
@@ -259,7 +259,7 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _centre_in(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+def centre_in(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
     """True if the centre of box `a` lies inside box `b`."""
     cy, cx = (a[0] + a[2]) / 2, (a[1] + a[3]) / 2
     return b[0] <= cy <= b[2] and b[3] <= cx <= b[1]
