@@ -39,7 +39,7 @@ import numpy as np
 from faced.config import ClusteringConfig, Config
 from faced.people.cluster import cluster_faces
 from faced.people.identity import same_faces
-from faced.pipeline.library import cluster_params
+from faced.pipeline.rules import cluster_params
 from faced.records import Box, Face
 from faced.tools.metrics import bcubed, pairwise
 

@@ -24,7 +24,7 @@ import numpy as np
 from faced.config import ClusteringConfig
 from faced.people.cluster import cluster_faces
 from faced.people.identity import PeopleState, assign_people, place_new_faces
-from faced.pipeline.library import cluster_params
+from faced.pipeline.rules import cluster_params
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache" / "lfw_dev_one_per_person.npy"

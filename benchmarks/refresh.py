@@ -32,7 +32,7 @@ from typing import Any
 from PIL import Image
 
 from faced.config import Config
-from faced.faces.backends import model_name
+from faced.faces.backends import detector_label, model_name
 from faced.people.identity import same_faces
 from faced.pipeline.library import Library
 from faced.pipeline.scan import local_encoder
@@ -65,7 +65,7 @@ def build_store(cfg: Config, n: int, thumb: bytes) -> None:
     x, _ = synthetic_library(n)
     with Store(cfg.state) as store:
         store.db.conn.execute("PRAGMA synchronous = OFF")
-        label = Library(cfg, store).label
+        label = detector_label(cfg.detection)
         for i, enc in enumerate(x):
             path = os.fsencode(cfg.watch[0].path / f"{i // 1000:04d}" / f"{i:07d}.jpg")
             face = Face((10, 110, 110, 10), enc, thumb, score=1.0)

@@ -67,6 +67,21 @@ class Status(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class TrackSpan:
+    """The track a face seen in a video belongs to: its number in the clip (from 1) and the
+    time it covers, from its first sighting to one sampling step past its last (ms)."""
+
+    number: int
+    start_ms: int
+    end_ms: int
+
+    @property
+    def ms(self) -> int:
+        """How long the face was followed."""
+        return self.end_ms - self.start_ms
+
+
+@dataclass(frozen=True)
 class Face:
     """One face: its box in displayed-image pixels, its descriptor and a small JPEG crop."""
 
@@ -78,6 +93,7 @@ class Face:
     # 0 a weak detection, which may join a person but never starts or bridges one. None: not
     # known (faces imported from elsewhere), counted as a face.
     score: float | None = None
+    track: TrackSpan | None = None  # the track it was kept from; None for a photo
 
 
 @dataclass(frozen=True)
@@ -145,11 +161,27 @@ class EncodeResult:
 
 
 @dataclass(frozen=True)
+class FolderRule:
+    """Who gets a folder: a person with `min_faces` faces, or one followed through a clip for
+    `track_ms` or longer (0: tracks prove nothing by themselves). Built from the configuration
+    (faced.pipeline.library.folder_rule)."""
+
+    min_faces: int
+    track_ms: int = 0
+
+    def shows(self, faces: int, longest_track_ms: int = 0) -> bool:
+        """True if a person with `faces` faces and this longest track gets a folder."""
+        return faces >= self.min_faces or 0 < self.track_ms <= longest_track_ms
+
+
+@dataclass(frozen=True)
 class PersonEntry:
     """A person as recorded and as the layout plans them: id, chosen name, faces (oldest
-    first), and the photos they are in (image id -> path)."""
+    first), the photos they are in (image id -> path), and the longest track they were
+    followed for in a clip (ms; 0: none)."""
 
     person_id: int
     name: str | None
     face_ids: tuple[int, ...]
     images: dict[int, bytes]
+    longest_track_ms: int = 0

@@ -10,7 +10,7 @@ import numpy as np
 
 from faced.config import ClusteringConfig
 from faced.people.params import ClusterParams
-from faced.pipeline.library import cluster_params
+from faced.pipeline.rules import cluster_params
 
 DIM = 128
 

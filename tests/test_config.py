@@ -115,3 +115,10 @@ def test_cli_exits_2_on_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixtu
     path.write_text("detection: {min_face_px: lots}\n", encoding="utf-8")
     assert faced("status", "--config", path, "--state", tmp_path) == 2
     assert "detection.min_face_px" in capsys.readouterr().err
+
+
+def test_a_renamed_key_says_what_it_is_now(tmp_path: Path) -> None:
+    path = tmp_path / "faced.yaml"
+    path.write_text("video:\n  faces_per_person: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"video\.faces_per_person: now video\.faces_per_track"):
+        load_config(path)

@@ -24,7 +24,7 @@ from faced.errors import ClusterError, ConfigError
 from faced.faces.remote import DaskPool, to_worker
 from faced.pipeline.library import Library
 from faced.pipeline.scan import cluster_encoder, crash_record, local_encoder, run_scan
-from faced.records import EncodeResult, Status
+from faced.records import EncodeResult, FolderRule, Status
 from faced.store import Store
 
 from .conftest import SMALL, PhotoLibrary, faced
@@ -293,7 +293,7 @@ def test_the_scheduler_going_away_stops_the_scan_and_the_next_scan_goes_on(
     finally:
         doomed.stop()
     with Store(lib.state) as store:
-        kept = store.counts(3)["images"]
+        kept = store.counts(FolderRule(3))["images"]
         assert kept == recorded  # what was read before the loss is kept, nothing half-written
         local = dataclasses.replace(cfg, dask=Config().dask)
         plan, _ = run_scan(Library(local, store), [lib.photos], local_encoder(local))

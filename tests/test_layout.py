@@ -12,7 +12,7 @@ from faced.publish.layout import (
     plan_layout,
     sanitize_name,
 )
-from faced.records import PersonEntry
+from faced.records import FolderRule, PersonEntry
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_people_below_min_faces_go_to_unknown() -> None:
     plans = plan_layout(
         [entry(1, None, faces=1), entry(2, "Bob", faces=3)],
         {9: b"/z/n.jpg"},
-        min_faces=2,
+        rule=FolderRule(2),
         unknown="unknown",
         montage_faces=25,
     )

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from faced.config import Config
+from faced.faces.backends import detector_label
 from faced.pipeline.library import Library
 from faced.records import MAX_CRASHES, EncodeResult
 from faced.store import Store
@@ -21,7 +22,11 @@ def test_a_file_that_keeps_killing_workers_is_given_up_on(tmp_path: Path) -> Non
         for times in range(1, MAX_CRASHES + 1):
             row = store.images.get(path)
             assert lib.planner.needs_encoding(row, st.st_size, st.st_mtime_ns), times
-            lib.record(EncodeResult.crashed(path, detector=lib.label, model=lib.model))
+            lib.record(
+                EncodeResult.crashed(
+                    path, detector=detector_label(lib.cfg.detection), model=lib.model
+                )
+            )
         row = store.images.get(path)
         assert row is not None and f"{MAX_CRASHES} times" in (row.reason or "")
         assert not lib.planner.needs_encoding(row, st.st_size, st.st_mtime_ns)

@@ -116,3 +116,19 @@ def test_run_all_yields_every_result() -> None:
         b"b",
         b"c",
     ]
+
+
+def test_photos_queued_behind_clips_are_read_while_a_clip_is() -> None:
+    pool = FakePool()
+    s = EncodeScheduler(
+        pool, window=4, crashed=crashed, slow=lambda p: p.endswith(b".mp4"), slow_at_once=1
+    )
+    for p in (b"1.mp4", b"2.mp4", b"3.mp4", b"a.jpg", b"b.jpg"):
+        s.add(p)
+    s.feed()
+    # One clip at a time: the photos behind the other clips go ahead of them.
+    assert pool.submitted == [b"1.mp4", b"a.jpg", b"b.jpg"]
+    pool.finish(b"1.mp4")
+    s.harvest()
+    s.feed()
+    assert pool.submitted[3:] == [b"2.mp4"]  # the clips keep their order

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from faced.config import Config
+from faced.faces.backends import detector_label
 from faced.people.identity import same_faces
 from faced.pipeline.library import Library
 from faced.pipeline.scheduler import EncodeScheduler
@@ -167,7 +168,9 @@ def read_after_a_touch(
     with Store(tmp_path / "state") as store:
         take, scheduler, _ = intake(tmp_path, store, Clock())
         path = os.fsencode(photo)
-        store.images.record(recorded(path, take.lib.label), match=same_faces)
+        store.images.record(
+            recorded(path, detector_label(take.lib.cfg.detection)), match=same_faces
+        )
         take.apply(Event(Kind.TOUCHED, path))
         return list(scheduler.waiting)
 

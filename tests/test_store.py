@@ -12,7 +12,7 @@ import pytest
 from faced.errors import StoreError, StoreFullError
 from faced.people.identity import same_faces
 from faced.pipeline.policy import ReclusterState
-from faced.records import EncodeResult, Face, FileStat
+from faced.records import EncodeResult, Face, FileStat, FolderRule
 from faced.store import Store
 from faced.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -78,7 +78,7 @@ def test_wal_schema_version_and_readonly(tmp_path: Path) -> None:
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         store.images.record(result(b"/p/a.jpg", "h"), match=same_faces)
     with Store(tmp_path, readonly=True) as ro:
-        assert ro.counts(2)["faces"] == 1
+        assert ro.counts(FolderRule(2))["faces"] == 1
         with pytest.raises(sqlite3.OperationalError):
             ro.conn.execute("DELETE FROM images")
     with sqlite3.connect(tmp_path / "faced.sqlite3") as db:
@@ -176,9 +176,9 @@ def test_a_batch_commits_its_writes_together(tmp_path: Path) -> None:
         store.images.record(result(b"/p/a.jpg", "a"), match=same_faces)
         store.images.record(result(b"/p/b.jpg", "b"), match=same_faces)
         with Store(tmp_path, readonly=True) as reader:  # not yet visible to another reader
-            assert reader.counts(3)["images"] == 0
+            assert reader.counts(FolderRule(3))["images"] == 0
     with Store(tmp_path, readonly=True) as reader:
-        assert reader.counts(3)["images"] == 2
+        assert reader.counts(FolderRule(3))["images"] == 2
 
 
 def test_a_failed_batch_keeps_none_of_its_writes(tmp_path: Path) -> None:
@@ -186,9 +186,9 @@ def test_a_failed_batch_keeps_none_of_its_writes(tmp_path: Path) -> None:
         with pytest.raises(RuntimeError), store.batch():
             store.images.record(result(b"/p/a.jpg", "a"), match=same_faces)
             raise RuntimeError("the writer died here")
-        assert store.counts(3)["images"] == 0
+        assert store.counts(FolderRule(3))["images"] == 0
         store.images.record(result(b"/p/b.jpg", "b"), match=same_faces)  # it writes on
-        assert store.counts(3)["images"] == 1
+        assert store.counts(FolderRule(3))["images"] == 1
 
 
 def test_a_write_that_fails_inside_a_batch_undoes_only_itself(tmp_path: Path) -> None:

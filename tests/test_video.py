@@ -1,62 +1,106 @@
-"""Video clips: sampled, de-duplicated per person, linked once in each person's folder."""
+"""Video clips: faces followed through a clip as tracks, a track one person, the clip linked
+once in each person's folder."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from faced.config import Config, DetectionConfig, ImagesConfig, VideoConfig
+from faced.config import DetectionConfig, ImagesConfig, VideoConfig
 from faced.faces.video import sample_times
 from faced.faces.work import encode_file
-from faced.pipeline.library import Library
 from faced.records import Status
-from faced.store import Store
 
+from .clips import make_clip
 from .conftest import SMALL, faced, faced_json, people_folders
 
 JERRY = SMALL / "jerry_seinfeld" / "train_1.jpg"
 WOZ = SMALL / "steve_wozniak" / "steve_wozniak1.jpg"
+ELTON = SMALL / "elton_john" / "train_2.jpg"
+MINDY = SMALL / "mindy_kaling" / "train_1.jpg"
 
 
-def make_clip(path: Path, photos: list[Path], seconds_each: int = 4, fps: int = 5) -> None:
-    """An mp4 showing each photo for a few seconds, letterboxed into 640x480."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (640, 480))
-    assert writer.isOpened()
-    for photo in photos:
-        img = cv2.imread(str(photo))
-        assert img is not None
-        scale = min(640 / img.shape[1], 480 / img.shape[0])
-        img = cv2.resize(img, (int(img.shape[1] * scale), int(img.shape[0] * scale)))
-        frame = np.zeros((480, 640, 3), np.uint8)
-        y, x = (480 - img.shape[0]) // 2, (640 - img.shape[1]) // 2
-        frame[y : y + img.shape[0], x : x + img.shape[1]] = img
-        for _ in range(seconds_each * fps):
-            writer.write(frame)
-    writer.release()
+def scan_clip(tmp_path: Path, clip_shots: list[Path | list[Path]], seconds: float = 3.0) -> Path:
+    """Scan a folder holding only one clip made of `clip_shots`; returns the people folder."""
+    photos = tmp_path / "photos"
+    photos.mkdir(exist_ok=True)
+    make_clip(photos / "news.mp4", clip_shots, seconds=seconds)
+    people = tmp_path / "people"
+    assert faced("scan", photos, "--output", people, "--state", tmp_path / "s") == 0
+    return people
+
+
+def holding_clip(people: Path) -> list[str]:
+    """The person folders that link the clip (each exactly once)."""
+    folders = people_folders(people)
+    out = []
+    for folder, links in folders.items():
+        names = [p.name for p in links]
+        if "news.mp4" in names:
+            assert names.count("news.mp4") == 1
+            out.append(folder)
+    return out
 
 
 @pytest.mark.photos
-def test_a_clip_is_sampled_and_each_person_kept_a_few_times(tmp_path: Path) -> None:
-    clip = tmp_path / "party.mp4"
-    make_clip(clip, [JERRY, WOZ])
-    video = VideoConfig(fps=2.0, faces_per_person=2)
+def test_every_person_on_screen_for_a_few_seconds_gets_a_folder(tmp_path: Path) -> None:
+    people = scan_clip(tmp_path, [JERRY, WOZ, ELTON, MINDY])  # 3 s each, hard cuts
+    assert len(holding_clip(people)) == 4
+    for folder in holding_clip(people):
+        assert (people / folder / "montage.jpg").is_file()
+
+
+@pytest.mark.photos
+def test_two_people_in_one_frame_stay_two(tmp_path: Path) -> None:
+    people = scan_clip(tmp_path, [[JERRY, WOZ]], seconds=4.0)
+    assert len(holding_clip(people)) == 2
+
+
+@pytest.mark.photos
+def test_one_person_on_screen_for_two_seconds_gets_a_folder(tmp_path: Path) -> None:
+    people = scan_clip(tmp_path, [ELTON], seconds=2.0)
+    assert len(holding_clip(people)) == 1
+
+
+@pytest.mark.photos
+def test_a_person_who_leaves_and_comes_back_is_one_person(tmp_path: Path) -> None:
+    again = SMALL / "jerry_seinfeld" / "train_3.jpg"
+    people = scan_clip(tmp_path, [JERRY, WOZ, again])
+    assert len(holding_clip(people)) == 2
+
+
+@pytest.mark.photos
+def test_each_track_keeps_its_faces_spread_over_it(tmp_path: Path) -> None:
+    clip = tmp_path / "two.mp4"
+    make_clip(clip, [JERRY, WOZ], seconds=4.0)
+    video = VideoConfig(faces_per_track=2)
     result = encode_file(os.fsencode(clip), ImagesConfig(), DetectionConfig(), video)
     assert result.status is Status.FACES, result.reason
-    assert len(result.faces) == 16  # 8 s at 2 frames/s: a face in every frame
-    cfg = dataclasses.replace(Config(), video=video)
-    with Store(tmp_path / "state") as store:
-        Library(cfg, store).record(result)
-        faces = store.faces.rows()
-    # The writer keeps each of the two people twice.
-    assert len(faces) == 4
-    times = sorted(f.frame_ms or 0 for f in faces)
-    assert times[0] < 4000 <= times[-1]  # both halves of the clip are represented
+    tracks: dict[int, list[int]] = {}
+    for face in result.faces:
+        assert face.track is not None and face.frame_ms is not None
+        assert face.track.start_ms <= face.frame_ms < face.track.end_ms
+        tracks.setdefault(face.track.number, []).append(face.frame_ms)
+    assert sorted(len(t) for t in tracks.values()) == [2, 2]  # one track per shot, 2 faces each
+    for times in tracks.values():
+        assert times[1] - times[0] >= 1000  # spread over the track, not two neighbours
+
+
+@pytest.mark.photos
+def test_photos_and_a_clip_of_the_same_person_are_one_person(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sorted((SMALL / "jerry_seinfeld").glob("*.jpg"))[:4]:
+        shutil.copy(photo, photos / photo.name)
+    people = scan_clip(tmp_path, [JERRY, WOZ])
+    folders = people_folders(people)
+    jerry = [f for f, links in folders.items() if "news.mp4" in [p.name for p in links]]
+    assert len(jerry) == 2
+    assert max(len(folders[f]) for f in jerry) == 5  # four photos and the clip
 
 
 def test_sample_times_are_capped_and_spread() -> None:
@@ -78,36 +122,33 @@ def test_a_broken_video_is_an_error_record(
 
 
 @pytest.mark.photos
-def test_a_clip_is_linked_once_in_each_persons_folder(tmp_path: Path) -> None:
+def test_a_truncated_clip_is_an_error_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
-    for person in ("jerry_seinfeld", "steve_wozniak"):
-        for photo in sorted((SMALL / person).glob("*.jpg"))[:4]:
-            shutil.copy(photo, photos / f"{person}__{photo.name}")
-    make_clip(photos / "party.mp4", [JERRY, WOZ])
-    assert faced("scan", photos, "--output", tmp_path / "people", "--state", tmp_path / "s") == 0
-    folders = people_folders(tmp_path / "people")
-    holding = [f for f, links in folders.items() if "party.mp4" in [p.name for p in links]]
-    assert len(holding) == 2  # Jerry's folder and Woz's, once each
-    for folder in holding:
-        names = [p.name for p in folders[folder]]
-        assert names.count("party.mp4") == 1
-        assert (tmp_path / "people" / folder / "montage.jpg").is_file()
+    whole = tmp_path / "whole.mp4"
+    make_clip(whole, [JERRY, WOZ])
+    data = whole.read_bytes()
+    (photos / "cut.mp4").write_bytes(data[: len(data) * 2 // 3])
+    assert faced("scan", photos, "--output", tmp_path / "p", "--state", tmp_path / "s") == 0
+    status = faced_json("status", "--state", tmp_path / "s", capsys=capsys)
+    assert isinstance(status, dict) and status["errors"] == 1
+    assert "video" in status["recent_errors"][0]["reason"]
 
 
 @pytest.mark.photos
-def test_dataset_export_crops_faces_seen_in_a_clip(tmp_path: Path) -> None:
+def test_dataset_export_writes_the_faces_of_each_track(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
-    make_clip(photos / "party.mp4", [JERRY, WOZ], seconds_each=6)
+    make_clip(photos / "party.mp4", [JERRY, WOZ], seconds=4.0)
     config = tmp_path / "faced.yaml"
-    config.write_text(
-        "clustering: {min_faces: 2}\nvideo: {faces_per_person: 3}\n", encoding="utf-8"
-    )
+    config.write_text("video: {faces_per_track: 4}\n", encoding="utf-8")
     args = ("--config", config, "--state", tmp_path / "s")
     assert faced("scan", photos, "--output", tmp_path / "people", *args) == 0
     assert faced("export", "--dataset", tmp_path / "dataset", *args) == 0
     crops = sorted((tmp_path / "dataset").glob("*/*.jpg"))
-    assert len(crops) == 6  # two people, three faces each, all from the clip's frames
+    assert len(crops) == 8  # two people, one track each, four faces per track
+    assert len({c.parent for c in crops}) == 2
     csv_text = (tmp_path / "dataset" / "faces.csv").read_text(encoding="utf-8")
-    assert csv_text.count("party.mp4") == 6
+    assert csv_text.count("party.mp4") == 8

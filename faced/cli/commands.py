@@ -17,6 +17,7 @@ from typing import Any
 from faced.config import Config, absolute
 from faced.errors import UsageError
 from faced.pipeline.library import Library
+from faced.pipeline.rules import folder_rule
 from faced.pipeline.scan import Encode, encoder_for, run_scan
 from faced.publish.layout import default_folder, sanitize_name
 from faced.records import EncodeResult
@@ -84,7 +85,7 @@ def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
     with Store(cfg.state) as store:
         lib = Library(cfg, store)
         plan, _ = run_scan(lib, roots, encoder(cfg, roots), forget_missing=args.forget_missing)
-        counts = store.counts(cfg.clustering.min_faces)
+        counts = store.counts(folder_rule(cfg))
     # The command's result goes to stdout (logs go to stderr), so -q still shows it and a
     # script can read it; logging it as a warning would flag a normal run in journald.
     print(
@@ -127,7 +128,7 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
         errors: list[tuple[str, str]] = []
     else:
         with Store(cfg.state, readonly=True) as store:
-            counts = dict(store.counts(cfg.clustering.min_faces))
+            counts = dict(store.counts(folder_rule(cfg)))
             errors = store.images.errors(50 if args.errors else 5)
     counts["state"] = str(cfg.state)
     counts["daemon_running"] = Store.owner_running(cfg.state)

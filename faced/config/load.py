@@ -108,6 +108,13 @@ def _kind(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
+# Keys of earlier versions, with what to write instead (reported like any other problem).
+RENAMED = {
+    "video.faces_per_person": "now video.faces_per_track: faces are kept per track, each "
+    "appearance of a face in a clip",
+}
+
+
 def _section(cls: type, data: dict[str, Any], prefix: str, problems: list[str]) -> dict[str, Any]:
     """Check `data` against dataclass `cls`; return constructor kwargs for the keys given."""
     hints = typing.get_type_hints(cls)
@@ -115,6 +122,9 @@ def _section(cls: type, data: dict[str, Any], prefix: str, problems: list[str]) 
     out: dict[str, Any] = {}
     for key, value in data.items():
         keypath = f"{prefix}{key}"
+        if keypath in RENAMED:
+            problems.append(f"{keypath}: {RENAMED[keypath]}")
+            continue
         if key not in fields:
             problems.append(f"{keypath}: unknown key (known: {', '.join(sorted(fields))})")
             continue

@@ -77,20 +77,45 @@ class VideoConfig:
     extensions: tuple[str, ...] = setting(
         (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"), "Files with these extensions are clips."
     )
-    fps: float = setting(1.0, "Frames looked at per second of video...", lo=0.01, hi=30.0)
-    max_frames: int = setting(
-        60,
-        "...but at most this many per clip, spread over the whole clip: a long video costs a "
-        "bounded amount of work and does not hold photos up.",
-        lo=1,
-        hi=10_000,
+    fps: float = setting(
+        2.0,
+        "Frames looked at per second of video, to follow each face from one to the next...",
+        lo=0.5,
+        hi=30.0,
     )
-    faces_per_person: int = setting(
+    max_frames: int = setting(
+        900,
+        "...but at most this many per clip, spread over the whole clip: a long video costs a "
+        "bounded amount of work (a 10-minute clip is looked at 1.5 times a second).",
+        lo=1,
+        hi=100_000,
+    )
+    max_megapixels: float = setting(
+        1.0,
+        "The most megapixels searched for faces in one frame (1080p: faces from about 100 px "
+        "tall; 720p and smaller: from detection.min_face_px). It bounds a frame's cost.",
+        lo=0.1,
+    )
+    gap_seconds: float = setting(
+        1.0,
+        "A face not seen for longer than this has left the picture: if it comes back, it is a "
+        "new track (the clustering joins the two).",
+        lo=0.0,
+        hi=60.0,
+    )
+    faces_per_track: int = setting(
         3,
-        "Faces kept per person per clip (the largest): a person on screen for a minute is one "
-        "person in one video, not sixty photos.",
+        "Faces kept from each track (one appearance of one face, followed from frame to frame): "
+        "the detector's surest, spread over the track. They are the montage's and `faced "
+        "export --dataset`'s faces from the clip.",
         lo=1,
         hi=100,
+    )
+    track_seconds: float = setting(
+        2.0,
+        "A face followed this long in one clip is a person by itself: it gets a folder however "
+        "few faces clustering.min_faces asks for (0: tracks count only their kept faces).",
+        lo=0.0,
     )
 
     def matches(self, path: bytes) -> bool:
@@ -173,7 +198,8 @@ class ClusteringConfig:
     min_faces: int = setting(
         3,
         "A person needs this many faces before it gets a folder (until then its photos are in "
-        "unknown/, and the person may still be folded into another as photos arrive).",
+        "unknown/, and the person may still be folded into another as photos arrive). A face "
+        "followed through a clip for video.track_seconds is a person whatever its count.",
         lo=1,
     )
     one_face_per_photo: bool = setting(True, "Two faces in one photo are never the same person.")

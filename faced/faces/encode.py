@@ -93,8 +93,11 @@ def encode_photo(path: bytes, images: ImagesConfig, det: DetectionConfig) -> Enc
     )
 
 
-def failure(path: bytes, file: FileStat, exc: Exception, det: DetectionConfig) -> EncodeResult:
-    """The error record of a file whose reading raised `exc` (what was learnt of it: `file`).
+def failure(
+    path: bytes, file: FileStat, exc: Exception, det: DetectionConfig, label: str | None = None
+) -> EncodeResult:
+    """The error record of a file whose reading raised `exc` (what was learnt of it: `file`),
+    recorded as read with `label` (default: the detector label of `det`).
 
     Bad input (ImageError) and memory exhaustion are data; any other exception is a decoder bug
     on one odd file, logged with its traceback, and must not stop the run either.
@@ -108,5 +111,5 @@ def failure(path: bytes, file: FileStat, exc: Exception, det: DetectionConfig) -
         reason = f"unexpected error: {type(exc).__name__}: {exc}"
     file = file if file.size else FileStat.of(path)
     return EncodeResult.failed(
-        path, file, reason, detector=detector_label(det), model=model_name(det.detector)
+        path, file, reason, detector=label or detector_label(det), model=model_name(det.detector)
     )

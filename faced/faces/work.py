@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from faced.config import DetectionConfig, ImagesConfig, VideoConfig
+from faced.faces.backends import detector_label
 from faced.faces.encode import encode_photo
-from faced.faces.video import encode_video
+from faced.faces.video import clip_label, encode_video
 from faced.records import EncodeResult
+
+
+def label_for(path: bytes, det: DetectionConfig, video: VideoConfig) -> str:
+    """The label a file's record carries when read with these settings (a clip's says how it
+    was followed too): a record with another label is read again."""
+    return clip_label(det, video) if video.matches(path) else detector_label(det)
 
 
 def encode_file(

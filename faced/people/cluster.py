@@ -22,10 +22,12 @@ Labels are 0..k-1 per cluster and -1 for a face left alone (noise).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from faced.people.exact import cluster_exact
-from faced.people.labels import one_face_per_photo, renumber
+from faced.people.labels import hold_tracks, one_face_per_photo, renumber
 from faced.people.params import ClusterParams
 from faced.people.sparse import cluster_large
 
@@ -38,9 +40,15 @@ def cluster_faces(
     image_ids: np.ndarray,
     params: ClusterParams,
     weak: np.ndarray | None = None,
+    track_ids: np.ndarray | None = None,
+    apart: Sequence[tuple[int, int]] = (),
 ) -> np.ndarray:
     """Cluster (n, 128) descriptors; `image_ids` says which faces share a photo; `weak` marks
-    the faces found only below the detector's own line.
+    the faces found only below the detector's own line; `track_ids` which faces were kept from
+    one track of a clip (-1: none), and `apart` which tracks were on screen together.
+
+    A track is one face followed from frame to frame, so its faces are one person, and two
+    tracks seen together are two (labels.hold_tracks), whatever the distances say.
 
     A cluster that is at least half weak detections is no person: its weak faces are let go
     (the strong ones stay, and `min_faces` decides). The detector's score is its own
@@ -53,6 +61,9 @@ def cluster_faces(
     input gives the same labels.
     """
     labels = _cluster(encodings, np.asarray(image_ids), params)
+    if track_ids is not None and (track_ids >= 0).any():
+        x = np.asarray(encodings, dtype=np.float32)
+        labels = renumber(hold_tracks(x, labels, track_ids, apart))
     if weak is None or not weak.any():
         return labels
     # A cluster mostly of weak detections is no person: its weak faces are let go.
@@ -75,23 +86,3 @@ def _cluster(encodings: np.ndarray, image_ids: np.ndarray, params: ClusterParams
     if params.one_face_per_photo:
         labels = one_face_per_photo(x, image_ids, labels)
     return renumber(labels)
-
-
-def keep_best_per_person(
-    encodings: np.ndarray,
-    frame_ids: np.ndarray,
-    heights: np.ndarray,
-    per_person: int,
-    params: ClusterParams,
-) -> np.ndarray:
-    """The faces of one clip to keep: cluster them, and each person keeps their `per_person`
-    tallest faces; faces left alone are all kept. Returns sorted indices into the inputs."""
-    if len(encodings) < 2:
-        return np.arange(len(encodings))
-    labels = cluster_faces(encodings, frame_ids, params)
-    kept = list(np.flatnonzero(labels < 0))
-    for lab in np.unique(labels[labels >= 0]):
-        members = np.flatnonzero(labels == lab)
-        tallest = members[np.argsort(-heights[members], kind="stable")]
-        kept.extend(tallest[:per_person])
-    return np.sort(np.array(kept, dtype=np.int64))

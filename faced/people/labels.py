@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.spatial.distance import cdist
 
@@ -27,6 +29,58 @@ def one_face_per_photo(x: np.ndarray, image_ids: np.ndarray, labels: np.ndarray)
         centre = x[labels == lab].mean(axis=0)
         keep = mates[np.argmin(np.linalg.norm(x[mates] - centre, axis=1))]
         labels[mates[mates != keep]] = -1
+    return labels
+
+
+def hold_tracks(
+    x: np.ndarray,
+    labels: np.ndarray,
+    track_ids: np.ndarray,
+    apart: Sequence[tuple[int, int]] = (),
+    *,
+    new_clusters: bool = True,
+) -> np.ndarray:
+    """Labels where the faces kept from one track of a clip (equal `track_ids`, -1: a photo's
+    face) are one person, and two tracks on screen together (the pairs in `apart`) never are.
+
+    Each track takes the label most of its clustered faces have (a tie: the lowest). A track
+    none of whose faces is clustered, or one that must leave the cluster of a track it was on
+    screen with (of two, the one farther from the cluster's centre on average), becomes a
+    cluster of its own with `new_clusters`, else is left alone (-1): its faces are one face
+    followed, whatever the distances between them.
+    """
+    labels = labels.copy()
+    tracked = np.flatnonzero(track_ids >= 0)
+    if not len(tracked):
+        return labels
+    fresh = int(labels.max(initial=-1)) + 1
+
+    def alone(members: np.ndarray) -> None:
+        nonlocal fresh
+        if new_clusters and len(members) > 1:
+            labels[members] = fresh
+            fresh += 1
+        else:
+            labels[members] = -1
+
+    order = tracked[np.argsort(track_ids[tracked], kind="stable")]
+    groups = np.split(order, np.flatnonzero(np.diff(track_ids[order])) + 1)
+    members_of = {int(track_ids[g[0]]): g for g in groups}
+    for g in groups:
+        clustered = labels[g][labels[g] >= 0]
+        if len(clustered):
+            values, counts = np.unique(clustered, return_counts=True)
+            labels[g] = values[np.argmax(counts)]
+        else:
+            alone(g)
+    for a, b in apart:
+        ga, gb = members_of.get(a), members_of.get(b)
+        if ga is None or gb is None or labels[ga[0]] < 0 or labels[ga[0]] != labels[gb[0]]:
+            continue
+        centre = x[labels == labels[ga[0]]].mean(axis=0)
+        far_a = np.linalg.norm(x[ga] - centre, axis=1).mean()
+        far_b = np.linalg.norm(x[gb] - centre, axis=1).mean()
+        alone(ga if far_a > far_b else gb)
     return labels
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faced.config import Config
+from faced.pipeline.rules import folder_rule
 from faced.publish.layout import default_folder, default_folder_id
 from faced.publish.observe import SeenFolder, Survey, Surveyor
 from faced.store import Store
@@ -138,7 +139,8 @@ def _take_deleted_folders(
     missing = [pid for pid in published if pid != 0 and pid not in seen]
     if not seen or not missing:  # the usual case, known without counting anyone's faces
         return 0
-    expected = {p.id for p in store.people.summary() if p.faces >= cfg.clustering.min_faces}
+    rule = folder_rule(cfg)
+    expected = {p.id for p in store.people.summary() if rule.shows(p.faces, p.longest_track_ms)}
     hidden = 0
     for pid in missing:
         folder = published[pid][0]

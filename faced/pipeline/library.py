@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from faced.config import ClusteringConfig, Config
+from faced.config import Config
 from faced.errors import PublishError
-from faced.faces.backends import detector_label, model_name
+from faced.faces.backends import model_name
 from faced.people.identity import PeopleState, assign_people, place_new_faces, same_faces
-from faced.people.params import ClusterParams
 from faced.pipeline.edits import take_user_edits
 from faced.pipeline.planner import ScanPlan, ScanPlanner
 from faced.pipeline.policy import ReclusterPolicy
 from faced.pipeline.recover import adopt, foreign_folders, repair_markers
+from faced.pipeline.rules import cluster_params, folder_rule
 from faced.publish.folders import Publisher
 from faced.publish.layout import LinkNamer, plan_layout
 from faced.publish.observe import Stamp, Surveyor
@@ -37,39 +37,6 @@ from faced.records import EncodeResult, crash_reason, crashes
 from faced.store import MetaKey, Store
 
 log = logging.getLogger(__name__)
-
-
-def cluster_params(c: ClusteringConfig) -> ClusterParams:
-    """The clustering settings of a configuration (the only source of their defaults)."""
-    return ClusterParams(
-        pair_threshold=c.pair_threshold,
-        link_threshold=c.link_threshold,
-        one_face_per_photo=c.one_face_per_photo,
-        separation_gap=c.separation_gap,
-    )
-
-
-def best_of_clip(result: EncodeResult, cfg: Config) -> EncodeResult:
-    """A clip's result with only each person's `video.faces_per_person` largest faces."""
-    from faced.people.cluster import keep_best_per_person  # see Library.recluster
-
-    faces = result.faces
-    keep = keep_best_per_person(
-        np.array([f.encoding for f in faces], dtype=np.float32),
-        np.array([f.frame_ms or 0 for f in faces], dtype=np.int64),
-        np.array([f.box[2] - f.box[0] for f in faces], dtype=np.int64),
-        cfg.video.faces_per_person,
-        cluster_params(cfg.clustering),
-    )
-    kept = sorted((faces[i] for i in keep), key=lambda f: (f.frame_ms or 0, f.box))
-    return EncodeResult.found(
-        result.path,
-        result.file,
-        tuple(kept),
-        size=(result.width, result.height),
-        detector=result.detector,
-        model=result.model,
-    )
 
 
 @dataclass
@@ -132,9 +99,8 @@ class Library:
     def __init__(self, cfg: Config, store: Store) -> None:
         self.cfg = cfg
         self.store = store
-        self.label = detector_label(cfg.detection)
         self.model = model_name(cfg.detection.detector)
-        self.planner = ScanPlanner(cfg, store, self.label)
+        self.planner = ScanPlanner(cfg, store)
         self.reread = Rereads()
         self.policy = ReclusterPolicy(store, cfg.daemon)
         # A state publishes to one people folder; edits made later by `faced name` and the
@@ -170,8 +136,6 @@ class Library:
             )
         elif result.faces:
             log.debug("%s: %d face(s)", os.fsdecode(result.path), len(result.faces))
-        if any(f.frame_ms is not None for f in result.faces):
-            result = best_of_clip(result, self.cfg)
         if crashes(result.reason) == 1:  # count the crashes of a file that keeps killing workers
             times = crashes(before.reason) + 1 if before and before.file_unchanged(result) else 1
             result = dataclasses.replace(result, reason=crash_reason(times))
@@ -290,6 +254,18 @@ class Library:
             lambda size: strict,
             one_face_per_photo=c.one_face_per_photo,
         )
+        if (table.track_id[new] >= 0).any():
+            # A track's faces go together (where most of them went), or wait together.
+            from faced.people.labels import hold_tracks  # see recluster
+
+            placed = hold_tracks(
+                table.encoding[new],
+                np.where(person[new] > 0, person[new], -1),
+                table.track_id[new],
+                self.store.faces.overlapping_tracks(self.model),
+                new_clusters=False,
+            )
+            person[new] = np.maximum(placed, 0)
         report.faces = len(table)
         report.changed, _ = self.store.people.apply_assignment(
             table.face_id, person, [], table.person_id
@@ -306,7 +282,12 @@ class Library:
         report = report or RefreshReport()
         c = self.cfg.clustering
         table = self.store.faces.table(self.model)
-        labels = cluster_faces(table.encoding, table.photo_id, cluster_params(c), table.weak)
+        apart = (
+            self.store.faces.overlapping_tracks(self.model) if (table.track_id >= 0).any() else []
+        )
+        labels = cluster_faces(
+            table.encoding, table.photo_id, cluster_params(c), table.weak, table.track_id, apart
+        )
         result = assign_people(
             table.face_id,
             table.photo_id,
@@ -330,7 +311,7 @@ class Library:
         plans = plan_layout(
             self.store.people.entries(),
             self.store.people.unknown_images(),
-            min_faces=self.cfg.clustering.min_faces,
+            rule=folder_rule(self.cfg),
             unknown=p.unknown,
             montage_faces=p.montage_faces,
             user_files={pid: f.user_names for pid, f in seen.items()},

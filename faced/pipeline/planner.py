@@ -19,6 +19,7 @@ from pathlib import Path
 from faced.config import Config
 from faced.errors import ImageError
 from faced.faces.decode import file_digest
+from faced.faces.work import label_for
 from faced.pipeline.discover import walk
 from faced.records import MAX_CRASHES, Status, crashes, is_access_error
 from faced.store import ImageRow, MetaKey, Store
@@ -39,18 +40,20 @@ class ScanPlan:
 class ScanPlanner:
     """Plans scans of one configuration's folders against one store."""
 
-    def __init__(self, cfg: Config, store: Store, label: str) -> None:
-        """`label` is the detector label files must have been read with (detector_label)."""
+    def __init__(self, cfg: Config, store: Store) -> None:
         self.cfg = cfg
         self.store = store
-        self.label = label
+
+    def label(self, path: bytes) -> str:
+        """The label a record of `path` must carry (faced.faces.work.label_for)."""
+        return label_for(path, self.cfg.detection, self.cfg.video)
 
     def needs_encoding(self, row: ImageRow | None, size: int, mtime_ns: int) -> bool:
         """True if a file with this size and mtime must be read (again)."""
         return (
             row is None
             or (row.size, row.mtime_ns) != (size, mtime_ns)
-            or row.detector != self.label
+            or row.detector != self.label(row.path)
             or 0 < crashes(row.reason) < MAX_CRASHES
             or (row.status is Status.ERROR and is_access_error(row.reason))
         )
@@ -109,7 +112,7 @@ class ScanPlanner:
         by_size: dict[int, list[ImageRow]] = {}
         for p in plan.gone:
             row = known[p]
-            if row.digest and row.detector == self.label:
+            if row.digest and row.detector == self.label(row.path):
                 by_size.setdefault(row.size, []).append(row)
         moves = []
         for path in plan.todo:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
 from pathlib import Path
 
 from faced.config import Config
 from faced.errors import ClusterError
-from faced.faces.backends import detector_label, model_name
+from faced.faces.backends import model_name
 from faced.faces.pool import EncoderPool, pool_size
 from faced.faces.remote import DaskPool
-from faced.faces.work import encode_file
+from faced.faces.work import encode_file, label_for
 from faced.pipeline.library import Library, RefreshReport
 from faced.pipeline.planner import ScanPlan
 from faced.pipeline.scheduler import EncodeScheduler
@@ -30,11 +29,15 @@ Encode = Callable[[list[bytes]], Iterable[list[EncodeResult]]]
 
 def crash_record(cfg: Config) -> Callable[[bytes], EncodeResult]:
     """Makes the error record of a file that killed its worker, labelled as `cfg` reads."""
-    return partial(
-        EncodeResult.crashed,
-        detector=detector_label(cfg.detection),
-        model=model_name(cfg.detection.detector),
-    )
+
+    def crashed(path: bytes) -> EncodeResult:
+        return EncodeResult.crashed(
+            path,
+            detector=label_for(path, cfg.detection, cfg.video),
+            model=model_name(cfg.detection.detector),
+        )
+
+    return crashed
 
 
 def local_encoder(cfg: Config) -> Encode:
@@ -49,7 +52,11 @@ def local_encoder(cfg: Config) -> Encode:
             return
         pool = EncoderPool(cfg.images, cfg.detection, workers, cfg.video)
         scheduler = EncodeScheduler(
-            pool, window=workers * INFLIGHT_PER_WORKER, crashed=crash_record(cfg)
+            pool,
+            window=workers * INFLIGHT_PER_WORKER,
+            crashed=crash_record(cfg),
+            slow=cfg.video.matches,
+            slow_at_once=max(1, workers - 1),
         )
         try:
             yield from scheduler.run_all(todo)
@@ -77,7 +84,11 @@ def cluster_encoder(cfg: Config, roots: list[Path]) -> Encode:
         )
         pool.connect()
         scheduler = EncodeScheduler(
-            pool, window=lambda: pool.threads * INFLIGHT_PER_WORKER, crashed=crashed
+            pool,
+            window=lambda: pool.threads * INFLIGHT_PER_WORKER,
+            crashed=crashed,
+            slow=cfg.video.matches,
+            slow_at_once=lambda: max(1, pool.threads - 1),
         )
         try:
             yield from scheduler.run_all(todo)

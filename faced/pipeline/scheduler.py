@@ -41,13 +41,19 @@ class EncodeScheduler:
         *,
         window: int | Callable[[], int],
         crashed: Callable[[bytes], EncodeResult],
+        slow: Callable[[bytes], bool] = lambda path: False,
+        slow_at_once: int | Callable[[], int] = 1,
     ) -> None:
         """`window`: files in flight at most, or a function asked at each feed (a cluster's
         workers come and go). `crashed(path)` makes the error record of a file that killed
-        its worker."""
+        its worker. `slow(path)`: a file that holds its worker for long (a clip); at most
+        `slow_at_once` are in flight, so that the other workers keep reading the photos
+        queued behind them."""
         self.pool = pool
         self._window = window
         self.crashed = crashed
+        self.slow = slow
+        self._slow_at_once = slow_at_once
         self.waiting: dict[bytes, None] = {}  # in arrival order, each path once
         self.suspects: deque[bytes] = deque()
         self.inflight: dict[Future[EncodeResult], bytes] = {}
@@ -93,11 +99,23 @@ class EncodeScheduler:
                     self._alone = path
             return
         window = self.window
+        limit = self._slow_at_once
+        slow_room = (limit if isinstance(limit, int) else max(1, limit())) - sum(
+            1 for p in self.inflight.values() if self.slow(p)
+        )
+        held: list[bytes] = []  # slow files that must wait for a slow one to finish
         while self.waiting and len(self.inflight) < window:
             path = next(iter(self.waiting))
             del self.waiting[path]
+            if self.slow(path):
+                if slow_room <= 0:
+                    held.append(path)
+                    continue
+                slow_room -= 1
             if accept(path) and not self._submit(path):
-                return
+                break
+        if held:  # back at the front, in their order
+            self.waiting = dict.fromkeys([*held, *self.waiting])
 
     def use(self, pool: Pool) -> None:
         """Put files in flight on `pool` from now on (those in flight finish where they are)."""

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from faced.records import PersonEntry
+from faced.records import FolderRule, PersonEntry
 
 UNKNOWN_ID = 0
 MAX_NAME_BYTES = 120  # well under NAME_MAX (255) so that " (2)" style suffixes always fit
@@ -164,7 +164,7 @@ def plan_layout(
     people: list[PersonEntry],
     unknown_images: dict[int, bytes],
     *,
-    min_faces: int,
+    rule: FolderRule,
     unknown: str,
     montage_faces: int,
     user_files: Mapping[int, frozenset[bytes]] | None = None,
@@ -173,15 +173,15 @@ def plan_layout(
 ) -> list[FolderPlan]:
     """The folders PEOPLE_DIR should hold: one per person with enough faces, plus unknown.
 
-    A person below `min_faces` gets no folder: its photos are listed in the unknown folder.
+    A person `rule` shows no folder (too few faces) has its photos listed in the unknown folder.
     `user_files` are the names of the user's own files in each person's folder, and
     `user_folders` the user's own folders in PEOPLE_DIR: faced's links and folders take
     other names. `namer` remembers link names between calls (the same plans, less work).
     """
     user_files = user_files or {}
     namer = namer or LinkNamer()
-    shown = [p for p in people if len(p.face_ids) >= min_faces]
-    small = [p for p in people if len(p.face_ids) < min_faces]
+    shown = [p for p in people if rule.shows(len(p.face_ids), p.longest_track_ms)]
+    small = [p for p in people if not rule.shows(len(p.face_ids), p.longest_track_ms)]
     names = folder_names(shown, unknown, user_folders)
     plans = [
         FolderPlan(

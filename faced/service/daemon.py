@@ -30,6 +30,7 @@ from faced.config import Config, load_config
 from faced.errors import ConfigError, PublishError, StoreFullError
 from faced.faces.backends import usable
 from faced.pipeline.library import Library
+from faced.pipeline.rules import folder_rule
 from faced.pipeline.scan import crash_record
 from faced.pipeline.scheduler import EncodeScheduler
 from faced.records import EncodeResult
@@ -93,9 +94,13 @@ class Daemon:
             self.lib = Library(cfg, store)
             self.encoders = Encoders(cfg)
             self.scheduler = EncodeScheduler(
-                self.encoders.current, window=self.encoders.window, crashed=crash_record(cfg)
+                self.encoders.current,
+                window=self.encoders.window,
+                crashed=crash_record(cfg),
+                slow=cfg.video.matches,
+                slow_at_once=self.encoders.clips_at_once,
             )
-            self.board.count_from(lambda: store.counts(cfg.clustering.min_faces))
+            self.board.count_from(lambda: store.counts(folder_rule(cfg)))
             self.board.idle(time.monotonic())
             self.intake = Intake(
                 self.events, self.lib, self.scheduler, changed=self._changed, clock=time.monotonic

@@ -61,6 +61,13 @@ class Encoders:
             return self.cluster.threads * INFLIGHT_PER_WORKER
         return self.workers * INFLIGHT_PER_WORKER
 
+    def clips_at_once(self) -> int:
+        """Clips in flight at most: one worker (or cluster thread) is always left for photos,
+        unless there is only one."""
+        if self.cluster is not None and self.on_cluster:
+            return max(1, self.cluster.threads - 1)
+        return max(1, self.workers - 1)
+
     def tick(self, now: float, scheduler: EncodeScheduler) -> None:
         """Between two loop turns: connect to the cluster in the background when it is due,
         and move the scheduler onto it once connected; act on a cluster lost meanwhile."""

@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 from faced.errors import StoreError
-from faced.records import Status
+from faced.records import FolderRule, Status
 from faced.store.db import DB_NAME, Db
 from faced.store.faces import FaceRow, Faces, FaceTable
 from faced.store.images import ImageRow, Images
@@ -187,16 +187,17 @@ class Store:
             )
             c.execute("DELETE FROM meta WHERE key = ?", (MetaKey.RECLUSTER.value,))
 
-    def counts(self, min_faces: int) -> dict[str, int]:
-        """The numbers `faced status` shows."""
+    def counts(self, rule: FolderRule) -> dict[str, int]:
+        """The numbers `faced status` shows (`people`: those `rule` gives a folder)."""
         c = self.db.conn
         by_status = self.images.by_status()
         faces = c.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
         assigned = c.execute("SELECT COUNT(*) FROM faces WHERE person_id IS NOT NULL").fetchone()[0]
         people = c.execute(
             "SELECT COUNT(*) FROM (SELECT person_id FROM faces WHERE person_id IS NOT NULL"
-            " GROUP BY person_id HAVING COUNT(*) >= ?)",
-            (min_faces,),
+            " GROUP BY person_id HAVING COUNT(*) >= ?"
+            " OR (? > 0 AND MAX(COALESCE(track_end - track_start, 0)) >= ?))",
+            (rule.min_faces, rule.track_ms, rule.track_ms),
         ).fetchone()[0]
         named = c.execute(
             "SELECT COUNT(*) FROM people WHERE name IS NOT NULL AND retired IS NULL"

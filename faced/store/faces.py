@@ -12,6 +12,12 @@ from faced.store.db import Db
 
 # Faces of one video frame share a "photo" id: the image id, scaled, plus the frame's time.
 _PHOTO_OF_FACE = "image_id * 1000000000 + COALESCE(frame_ms, 0)"
+# Faces of one track share a track id: the image id, scaled, plus the track's number; -1 for
+# a face of a photo.
+_TRACK_OF_FACE = "CASE WHEN track IS NULL THEN -1 ELSE image_id * 1000000 + track END"
+
+
+_Kept = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -19,13 +25,15 @@ class FaceTable:
     """All faces as arrays, ordered by face id. person_id is -1 where unassigned.
 
     `photo_id` is equal for faces seen together (one photo, or one frame of a video): the
-    two-faces-in-one-photo rule applies to it."""
+    two-faces-in-one-photo rule applies to it. `track_id` is equal for the faces kept from
+    one track of a clip (-1: a photo's face): a track is one person."""
 
     face_id: np.ndarray  # int64 (n,)
     photo_id: np.ndarray  # int64 (n,)
     person_id: np.ndarray  # int64 (n,)
     encoding: np.ndarray  # float32 (n, 128)
     weak: np.ndarray  # bool (n,): found only below the detector's own line (score < 0)
+    track_id: np.ndarray  # int64 (n,)
 
     def __len__(self) -> int:
         return len(self.face_id)
@@ -52,8 +60,8 @@ class Faces:
         # What never changes of a face (its photo, its score, its descriptor: rows are never
         # updated but for their person, and ids never reused), kept between `table` calls per
         # model, so that a refresh of a large library reads only ids and persons, and the new
-        # faces. Arrays by face id: ids, photo ids, weak, encodings.
-        self._kept: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        # faces. Arrays by face id: ids, photo ids, weak, encodings, track ids.
+        self._kept: dict[str, _Kept] = {}
 
     def table(self, model: str) -> FaceTable:
         """Every face described by `model`, as arrays for clustering."""
@@ -62,34 +70,33 @@ class Faces:
         ).fetchall()
         now = np.array(rows, dtype=np.int64).reshape(len(rows), 2)
         ids, person = now[:, 0], now[:, 1]
-        kept_ids, photo, weak, enc = self._kept_faces(model, ids)
+        kept_ids, photo, weak, enc, track = self._kept_faces(model, ids)
         at = np.minimum(np.searchsorted(kept_ids, ids), max(len(kept_ids) - 1, 0))
         if len(ids) and not np.array_equal(kept_ids[at], ids):
             # Not the faces this connection kept (the file was replaced): read them all again.
             self._kept.pop(model, None)
-            kept_ids, photo, weak, enc = self._kept_faces(model, ids)
+            kept_ids, photo, weak, enc, track = self._kept_faces(model, ids)
             at = np.searchsorted(kept_ids, ids)
-        return FaceTable(ids, photo[at], person, enc[at], weak[at])
+        return FaceTable(ids, photo[at], person, enc[at], weak[at], track[at])
 
-    def _kept_faces(
-        self, model: str, ids: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _kept_faces(self, model: str, ids: np.ndarray) -> _Kept:
         """The kept arrays, brought up to date with the faces in `ids` (ascending)."""
         empty = (
             np.zeros(0, np.int64),
             np.zeros(0, np.int64),
             np.zeros(0, bool),
             np.zeros((0, 128), np.float32),
+            np.zeros(0, np.int64),
         )
         kept = self._kept.get(model, empty)
         if len(kept[0]) > 2 * len(ids) + 1000:  # many faces gone since: keep only the living
             alive = np.isin(kept[0], ids)
-            kept = (kept[0][alive], kept[1][alive], kept[2][alive], kept[3][alive])
+            kept = (kept[0][alive], kept[1][alive], kept[2][alive], kept[3][alive], kept[4][alive])
         last = int(kept[0][-1]) if len(kept[0]) else -1
         if len(ids) and int(ids[-1]) > last:
             rows = self.db.conn.execute(
-                f"SELECT id, {_PHOTO_OF_FACE}, COALESCE(score, 0) < 0, encoding FROM faces"
-                " WHERE model = ? AND id > ? ORDER BY id",
+                f"SELECT id, {_PHOTO_OF_FACE}, COALESCE(score, 0) < 0, encoding, {_TRACK_OF_FACE}"
+                " FROM faces WHERE model = ? AND id > ? ORDER BY id",
                 (model, last),
             ).fetchall()
             n = len(rows)
@@ -97,14 +104,33 @@ class Faces:
             new_photo = np.array([r[1] for r in rows], dtype=np.int64)
             new_weak = np.array([bool(r[2]) for r in rows], dtype=bool)
             new_enc = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(n, 128)
+            new_track = np.array([r[4] for r in rows], dtype=np.int64)
             kept = (
                 np.concatenate([kept[0], new_ids]),
                 np.concatenate([kept[1], new_photo]),
                 np.concatenate([kept[2], new_weak]),
                 np.concatenate([kept[3], new_enc.astype(np.float32)]),
+                np.concatenate([kept[4], new_track]),
             )
         self._kept[model] = kept
         return kept
+
+    def overlapping_tracks(self, model: str) -> list[tuple[int, int]]:
+        """Pairs of track ids (as in FaceTable.track_id) on screen at the same time in one
+        clip: two faces seen together, never one person."""
+        rows = self.db.conn.execute(
+            f"SELECT image_id, {_TRACK_OF_FACE}, MIN(track_start), MAX(track_end) FROM faces"
+            " WHERE model = ? AND track IS NOT NULL GROUP BY image_id, track"
+            " ORDER BY image_id, MIN(track_start)",
+            (model,),
+        ).fetchall()
+        pairs = []
+        for i, (image, track, _, end) in enumerate(rows):
+            for other_image, other, start, _ in rows[i + 1 :]:
+                if other_image != image or start >= end:
+                    break  # sorted by start: no later track of this clip overlaps
+                pairs.append((int(track), int(other)))
+        return pairs
 
     def rows(self, *, assigned_only: bool = False) -> list[FaceRow]:
         """Every face (or every face with a person) with its photo's path, by face id."""

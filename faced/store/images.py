@@ -194,8 +194,8 @@ class Images:
             for face in result.faces:
                 fc = c.execute(
                     "INSERT INTO faces (image_id, box_top, box_right, box_bottom, box_left,"
-                    " encoding, detector, model, frame_ms, score)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " encoding, detector, model, frame_ms, score, track, track_start, track_end)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         image_id,
                         *face.box,
@@ -204,6 +204,11 @@ class Images:
                         result.model,
                         face.frame_ms,
                         face.score,
+                        *(
+                            (face.track.number, face.track.start_ms, face.track.end_ms)
+                            if face.track
+                            else (None, None, None)
+                        ),
                     ),
                 )
                 assert fc.lastrowid is not None

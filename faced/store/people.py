@@ -22,6 +22,7 @@ class PersonSummary:
     photos: int
     folder: str | None  # as last published; None: no folder (too few faces, or hidden)
     hidden: bool
+    longest_track_ms: int = 0  # the longest a face of theirs was followed in a clip
 
 
 class People:
@@ -97,7 +98,8 @@ class People:
         # fetches each face's whole row (its descriptor included) out of order, twice as slow.
         conn = self.db.conn
         rows = conn.execute(
-            "SELECT person_id, id, image_id FROM faces WHERE person_id IS NOT NULL"
+            "SELECT person_id, id, image_id, COALESCE(track_end - track_start, 0) FROM faces"
+            " WHERE person_id IS NOT NULL"
         ).fetchall()
         rows.sort()
         people = conn.execute("SELECT id, name, hidden IS NOT NULL FROM people").fetchall()
@@ -105,13 +107,19 @@ class People:
         hidden = {pid for pid, _, is_hidden in people if is_hidden}
         paths = dict(conn.execute("SELECT id, path FROM images").fetchall())
         grouped: dict[int, tuple[list[int], dict[int, bytes]]] = {}
-        for pid, fid, iid in rows:
+        longest: dict[int, int] = {}
+        for pid, fid, iid, track_ms in rows:
             if pid in hidden:
                 continue
             faces, images = grouped.setdefault(pid, ([], {}))
             faces.append(fid)
             images[iid] = bytes(paths[iid])
-        return [PersonEntry(pid, names.get(pid), tuple(f), i) for pid, (f, i) in grouped.items()]
+            if track_ms:
+                longest[pid] = max(longest.get(pid, 0), track_ms)
+        return [
+            PersonEntry(pid, names.get(pid), tuple(f), i, longest.get(pid, 0))
+            for pid, (f, i) in grouped.items()
+        ]
 
     def unknown_images(self) -> dict[int, bytes]:
         """Photos holding at least one face that belongs to nobody."""
@@ -192,11 +200,11 @@ class People:
         """Live people with faces, by id."""
         rows = self.db.conn.execute(
             "SELECT p.id, p.name, COUNT(f.id), COUNT(DISTINCT f.image_id), d.folder,"
-            " p.hidden IS NOT NULL FROM people p"
+            " p.hidden IS NOT NULL, COALESCE(MAX(f.track_end - f.track_start), 0) FROM people p"
             " JOIN faces f ON f.person_id = p.id LEFT JOIN folders d ON d.person_id = p.id"
             " WHERE p.retired IS NULL GROUP BY p.id ORDER BY p.id"
         )
-        return [PersonSummary(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+        return [PersonSummary(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
 
     def reject_face(self, face_id: int, person_id: int) -> int:
         """ "This face is not this person" (returns 1 if it was not said before)."""

@@ -103,5 +103,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE faces ADD COLUMN score REAL;
     """,
+    # 6: a face kept from a video says which track it was followed in (its number in the
+    # clip) and the time that track covers (ms): a track stays one person, and a long one
+    # proves a person by itself. NULL for photos.
+    """
+    ALTER TABLE faces ADD COLUMN track INTEGER;
+    ALTER TABLE faces ADD COLUMN track_start INTEGER;
+    ALTER TABLE faces ADD COLUMN track_end INTEGER;
+    CREATE INDEX faces_track ON faces (image_id, track) WHERE track IS NOT NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

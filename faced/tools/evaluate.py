@@ -16,6 +16,7 @@ import numpy as np
 
 from faced.config import Config, absolute
 from faced.pipeline.library import Library
+from faced.pipeline.rules import folder_rule
 from faced.pipeline.scan import Encode, run_scan
 from faced.store import Store
 from faced.tools.metrics import bcubed, pairwise
@@ -39,7 +40,7 @@ def evaluate(
             lib = Library(run_cfg, store)
             run_scan(lib, [labelled], encode)
             rows = store.faces.rows()
-            counts = store.counts(cfg.clustering.min_faces)
+            counts = store.counts(folder_rule(cfg))
     prefix = os.fsencode(labelled).rstrip(b"/") + b"/"
     best: dict[bytes, tuple[int, int]] = {}
     for row in rows:

@@ -19,6 +19,7 @@ from pathlib import Path
 from faced.config import Config
 from faced.errors import FacedError
 from faced.pipeline.library import Library
+from faced.pipeline.rules import folder_rule
 from faced.pipeline.scan import Encode, run_scan
 from faced.store import Store
 from faced.tools.decisions import export_decisions, import_decisions
@@ -60,5 +61,5 @@ def repair_state(cfg: Config, encode: Encode) -> Repaired:
         if salvaged is not None:
             import_decisions(store, salvaged)
             lib.refresh(force=True)
-        people = store.counts(cfg.clustering.min_faces)["people"]
+        people = store.counts(folder_rule(cfg))["people"]
     return Repaired(aside, salvaged, error, len(plan.todo), people)

@@ -8,7 +8,9 @@ to 1e-5 (a test checks it), so encodings stay compatible with the classic script
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,18 +77,29 @@ class DlibDescriber:
 
 
 class DlibBackend(DlibDescriber):
-    """dlib's HOG or CNN detector, with dlib's landmarks and descriptor."""
+    """dlib's HOG or CNN detector, with dlib's landmarks and descriptor.
+
+    `detect` may be called from several threads at once (a clip's frames): dlib's detectors
+    are not safe to share between threads, so each thread gets its own HOG detector (cheap to
+    make), and the CNN, a large model, is used by one thread at a time."""
 
     def __init__(self, detector: str) -> None:
         super().__init__()
         folder = model_dir()
         self.kind = detector
+        self._local = threading.local()
+        self._cnn_lock = threading.Lock()
         if detector == "cnn":
             self._cnn = self._dlib.cnn_face_detection_model_v1(
                 str(folder / "mmod_human_face_detector.dat")
             )
-        else:
-            self._hog = self._dlib.get_frontal_face_detector()
+
+    def _hog(self) -> Any:
+        """This thread's HOG detector."""
+        hog = getattr(self._local, "hog", None)
+        if hog is None:
+            hog = self._local.hog = self._dlib.get_frontal_face_detector()
+        return hog
 
     def detect(
         self, rgb: np.ndarray, scale: float, upsample: int, det: DetectionConfig
@@ -100,8 +113,9 @@ class DlibBackend(DlibDescriber):
         """
         if self.kind == "hog":
             return search_hog(
-                self._hog.run, rgb, scale, upsample, det.coarse_to_fine, det.hog_threshold
+                self._hog().run, rgb, scale, upsample, det.coarse_to_fine, det.hog_threshold
             )
-        found = self._cnn(scaled_copy(rgb, scale), upsample)
+        with self._cnn_lock:
+            found = self._cnn(scaled_copy(rgb, scale), upsample)
         # The CNN's confidence is its margin over its own line, 0, like HOG's score.
         return [(photo_box(d.rect, scale), float(d.confidence)) for d in found]
