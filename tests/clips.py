@@ -3,6 +3,7 @@ slow zoom over one photo, filling the frame, with hard cuts between shots."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,13 +39,38 @@ def shot_frames(photos: Sequence[Path], seconds: float, fps: int) -> list[np.nda
 
 
 def make_clip(
-    path: Path, shots: Sequence[Sequence[Path] | Path], seconds: float = 3.0, fps: int = 10
+    path: Path,
+    shots: Sequence[Sequence[Path] | Path],
+    seconds: float = 3.0,
+    fps: int = 10,
+    *,
+    sideways: bool = False,
 ) -> None:
-    """An mp4 of `shots`, each a photo (or photos side by side) for `seconds`."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (WIDTH, HEIGHT))
+    """An mp4 of `shots`, each a photo (or photos side by side) for `seconds`. `sideways`: as a
+    phone records it, frames stored turned a quarter and a tag saying to turn them back."""
+    size = (HEIGHT, WIDTH) if sideways else (WIDTH, HEIGHT)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     assert writer.isOpened()
     for shot in shots:
         photos = [shot] if isinstance(shot, Path) else list(shot)
         for frame in shot_frames(photos, seconds, fps):
-            writer.write(np.ascontiguousarray(cv2.resize(frame, (WIDTH, HEIGHT))))
+            frame = cv2.resize(frame, (WIDTH, HEIGHT))
+            if sideways:
+                frame = cv2.rotate(frame, cv2.ROTATE_90_COUNTERCLOCKWISE)
+            writer.write(np.ascontiguousarray(frame))
     writer.release()
+    if sideways:
+        _tag_rotation(path)
+
+
+def _tag_rotation(path: Path) -> None:
+    """Set the track header's display matrix of an mp4 to a quarter turn clockwise (how
+    phones tag a clip recorded upright; players and FFmpeg turn the frames back)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    assert at > 0 and data[at + 4] == 0  # a version 0 track header
+    # After the header's version and flags, times, ids, duration, reserved, layer and volume.
+    matrix = at + 4 + 4 + 20 + 8 + 8
+    quarter = (0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    data[matrix : matrix + 36] = struct.pack(">9i", *quarter)
+    path.write_bytes(bytes(data))

@@ -61,6 +61,12 @@ def test_two_people_in_one_frame_stay_two(tmp_path: Path) -> None:
 
 
 @pytest.mark.photos
+def test_two_faces_on_screen_together_are_two_people_however_alike(tmp_path: Path) -> None:
+    people = scan_clip(tmp_path, [[JERRY, JERRY]], seconds=4.0)  # one photo twice, side by side
+    assert len(holding_clip(people)) == 2
+
+
+@pytest.mark.photos
 def test_one_person_on_screen_for_two_seconds_gets_a_folder(tmp_path: Path) -> None:
     people = scan_clip(tmp_path, [ELTON], seconds=2.0)
     assert len(holding_clip(people)) == 1
@@ -101,6 +107,15 @@ def test_photos_and_a_clip_of_the_same_person_are_one_person(tmp_path: Path) -> 
     jerry = [f for f, links in folders.items() if "news.mp4" in [p.name for p in links]]
     assert len(jerry) == 2
     assert max(len(folders[f]) for f in jerry) == 5  # four photos and the clip
+
+
+@pytest.mark.photos
+def test_a_clip_tagged_as_recorded_sideways_is_read_upright(tmp_path: Path) -> None:
+    clip = tmp_path / "phone.mp4"
+    make_clip(clip, [JERRY], seconds=2.0, sideways=True)
+    result = encode_file(os.fsencode(clip), ImagesConfig(), DetectionConfig(), VideoConfig())
+    assert (result.width, result.height) == (640, 480)  # as the tag says to show it
+    assert result.faces  # HOG finds no face lying on its side
 
 
 def test_sample_times_are_capped_and_spread() -> None:
