@@ -138,6 +138,9 @@ def main() -> None:
                 where[name].add(row.person_id)
     pure = sum(1 for name, ps in where.items() if len(ps) == 1 and truth[next(iter(ps))] == {name})
     mixed = sum(1 for names in truth.values() if len(names) > 1)
+    for names in truth.values():
+        if len(names) > 1:
+            print("mixed folder:", ", ".join(sorted(names)))
     print(
         f"people: {len(truth)} folders for {len(on_screen)} people on screen; {pure} people "
         f"with exactly one folder, holding only them; {mixed} folders mixing people"

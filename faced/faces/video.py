@@ -196,19 +196,35 @@ def follow(
     described; the frame size (width, height) and the sampling step (ms)."""
     fdet = _frame_detection(det, video)
     tracker = Tracker(gap_ms=round(video.gap_seconds * 1000))
-    ended: list[Track] = []
+    tracks: list[Track] = []
     size = (0, 0)
     seen = 0
     before: np.ndarray | None = None
     pending: deque[tuple[int, np.ndarray, Future[list[Sighting]]]] = deque()
     threads = _threads()
 
+    def describe(sightings: Sequence[Sighting]) -> None:
+        for s in sightings:
+            if s.encoding is None and s.crop is not None:
+                s.encoding = models.describe(s.crop, [s.crop_box], det.jitters)[0]
+
+    def finish(ended: list[Track]) -> None:
+        # Described and thinned as soon as they end: only open tracks hold crops, so memory
+        # does not grow with the clip.
+        for t in ended:
+            for part in split_at_switches(t, video.faces_per_track, describe):
+                kept = set(pick(part, video.faces_per_track))
+                for i, s in enumerate(part.sightings):
+                    if i not in kept:
+                        s.crop = None
+                tracks.append(part)
+
     def take(ms: int, signature: np.ndarray, found: list[Sighting]) -> None:
         nonlocal before
         if shot_changed(before, signature):
-            ended.extend(tracker.cut())
+            finish(tracker.cut())
         before = signature
-        ended.extend(tracker.frame(ms, found))
+        finish(tracker.frame(ms, found))
 
     with ThreadPoolExecutor(threads, thread_name_prefix="faced-clip") as ex:
         for ms, rgb in frames(path, video):
@@ -223,18 +239,8 @@ def follow(
             take(ms0, sig, fut.result())
     if not seen:
         raise ImageError("not a readable video: no frame could be decoded")
-    ended.extend(tracker.close())
-
-    def describe(sightings: Sequence[Sighting]) -> None:
-        for s in sightings:
-            if s.encoding is None and s.crop is not None:
-                s.encoding = models.describe(s.crop, [s.crop_box], det.jitters)[0]
-
-    tracks = [
-        part
-        for t in sorted(ended, key=lambda t: (t.start_ms, t.sightings[0].box))
-        for part in split_at_switches(t, video.faces_per_track, describe)
-    ]
+    finish(tracker.close())
+    tracks.sort(key=lambda t: (t.start_ms, t.sightings[0].box))
     step = round(1000.0 / video.fps)
     return tracks, size, step
 
