@@ -18,8 +18,10 @@ The last line printed is:
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import os
+import pstats
 import resource
 import shutil
 import sys
@@ -97,6 +99,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--faces", type=int, default=100_000)
     ap.add_argument("--keep", type=Path, help="build (or reuse) the library here, and keep it")
+    ap.add_argument(
+        "--profile", type=int, metavar="N", help="print the N costliest calls of the timed refresh"
+    )
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="faced-refresh-"))
     photos, people, state = root / "photos", root / "people", root / "state"
@@ -136,11 +141,19 @@ def main() -> None:
         lib.refresh(incremental=True)
         publish.clear()
         time.sleep(SETTLE)
+        profiler = cProfile.Profile() if args.profile else None
         start = time.perf_counter()
+        if profiler:
+            profiler.enable()
         for result in results:
             lib.record(result)
         report = lib.refresh(incremental=True)
         seconds = time.perf_counter() - start
+        if profiler:
+            profiler.disable()
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(
+                args.profile
+            )
         busy_publish = publish[-1]
         idle = []
         for _ in range(2):  # the first looks at the folder just published, the second need not

@@ -227,3 +227,35 @@ def test_the_published_links_kept_between_calls_follow_every_save(tmp_path: Path
             assert other.published.links() == kept == {1: {b"x.jpg": 10}, 3: {b"z": 12}}
             other.published.save({1: ("a", "s9")}, {1: {b"w.jpg": 13}})
         assert store.published.links() == {1: {b"w.jpg": 13}}
+
+
+def entries_read_afresh(
+    tmp_path: Path,
+) -> list[tuple[int, str | None, tuple[int, ...], dict[int, bytes]]]:
+    with Store(tmp_path, exclusive=False) as fresh:
+        return sorted((e.person_id, e.name, e.face_ids, e.images) for e in fresh.people.entries())
+
+
+def test_the_people_kept_between_calls_are_what_a_fresh_read_gives(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        for name, n in ((b"a", 2), (b"b", 1), (b"c", 3)):
+            store.images.record(result(b"/p/" + name, name.decode(), n), match=same_faces)
+        t = store.faces.table("m")  # faces 1-6: a has 1, 2; b has 3; c has 4, 5, 6
+        none = np.zeros(len(t), np.int64)
+        store.people.apply_assignment(t.face_id, none, [np.array([0, 2]), np.array([3, 4])], none)
+        store.people.entries()  # kept from here on
+        t = store.faces.table("m")
+        moved = t.person_id.copy()
+        moved[[1, 5]] = moved[0]  # faces 2 and 6 join the first person; face 4 leaves its own
+        moved[3] = 0
+        store.people.apply_assignment(t.face_id, moved, [], t.person_id)
+        kept = sorted((e.person_id, e.name, e.face_ids, e.images) for e in store.people.entries())
+        assert kept == entries_read_afresh(tmp_path)
+        assert [e[2] for e in kept] == [(1, 2, 3, 6), (5,)]
+        store.images.move(b"/p/c", b"/p/d")  # a path changes: the triggers say so
+        assert sorted(
+            (e.person_id, e.name, e.face_ids, e.images) for e in store.people.entries()
+        ) == entries_read_afresh(tmp_path)
+        with Store(tmp_path, exclusive=False) as other:  # another connection names someone
+            other.people.set_name(kept[1][0], "Ann")
+        assert [e.name for e in store.people.entries() if e.person_id == kept[1][0]] == ["Ann"]

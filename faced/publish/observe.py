@@ -155,18 +155,42 @@ class Survey:
     user_folders: frozenset[str]  # visible folders without a marker: the user's own
 
 
-def survey(people_dir: Path, state: str | None = None) -> Survey:
-    """Read every folder's marker once; folders are found by marker, so renames show."""
+# What one folder was found to be when read: its mtime then (ns), its marker, and what was
+# seen in it (None: not a faced folder).
+_Read = tuple[int, Marker | None, SeenFolder | None]
+
+
+def survey(
+    people_dir: Path, state: str | None = None, kept: dict[str, _Read] | None = None
+) -> Survey:
+    """Read every folder's marker once; folders are found by marker, so renames show.
+
+    With `kept` (what an earlier survey read, by folder name; updated here), a folder whose
+    mtime is the one it had when read, and was already RACY_SECONDS old then, is not read
+    again: any entry added, removed or renamed in it (a link, the marker replaced, a user's
+    file) would have moved its mtime."""
     ours: dict[int, SeenFolder] = {}
     others: list[SeenFolder] = []
     users: set[str] = set()
+    fresh: dict[str, _Read] = {}
     for entry in _folders(people_dir):
-        marker = read_marker(Path(entry.path))
-        if marker is None:
+        try:
+            mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+        except OSError:
+            continue
+        before = kept.get(entry.name) if kept is not None else None
+        if before is not None and before[0] == mtime:
+            _, marker, seen = before
+        else:
+            marker = read_marker(Path(entry.path))
+            seen = _seen(entry, marker) if marker is not None else None
+        if time.time_ns() - mtime > RACY_SECONDS * 1e9:  # else read again next time
+            fresh[entry.name] = (mtime, marker, seen)
+        if marker is None or seen is None:
             if not entry.name.startswith("."):
                 users.add(entry.name)
         elif marker.state not in (None, state):
-            others.append(_seen(entry, marker))
+            others.append(seen)
         elif marker.person_id in ours:
             log.warning(
                 "two folders claim the same person: %r and %r; using the first",
@@ -174,7 +198,10 @@ def survey(people_dir: Path, state: str | None = None) -> Survey:
                 entry.name,
             )
         else:
-            ours[marker.person_id] = _seen(entry, marker)
+            ours[marker.person_id] = seen
+    if kept is not None:
+        kept.clear()
+        kept.update(fresh)
     return Survey(ours, others, frozenset(users))
 
 
@@ -183,18 +210,21 @@ class Surveyor:
     write into a person folder (a link, a marker replaced, a user's file) moves that folder's
     mtime, and a folder added, removed or renamed moves the root's. A stamp with an mtime under
     RACY_SECONDS old is not trusted (a second change within the file system's clock tick would
-    leave it equal), so such a survey is read again next time."""
+    leave it equal), so such a survey is read again next time; and when it is, only the
+    folders whose own mtime moved (or was too fresh to trust) are read again."""
 
     def __init__(self, people_dir: Path, state: str | None) -> None:
         self.people_dir = people_dir
         self.state = state
         self.read_at: Stamp | None = None  # the stamp the cached survey was read at, if trusted
         self._survey: Survey | None = None
+        self._folders: dict[str, _Read] = {}  # each folder as last read (see survey)
 
     def __call__(self) -> Survey:
         stamp = folder_stamp(self.people_dir)  # taken before reading: a change meanwhile shows
         if self._survey is None or self.read_at is None or stamp != self.read_at:
-            self._survey = survey(self.people_dir, self.state)
+            # Only the folders whose mtime moved are read again.
+            self._survey = survey(self.people_dir, self.state, self._folders)
             self.read_at = stamp if _settled(stamp) else None
         return self._survey
 

@@ -108,6 +108,11 @@ class Db:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    @property
+    def batched(self) -> bool:
+        """True inside `batch()`: what is written may still be rolled back with the batch."""
+        return self._batched
+
     def data_version(self) -> int:
         """SQLite's data_version: it moves when another connection commits, not this one."""
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
@@ -131,9 +136,8 @@ class Db:
         self._check_version()
         for version in range(self._version(), SCHEMA_VERSION):
             with self.transaction():
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
+                for statement in _statements(MIGRATIONS[version]):
+                    self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {version + 1}")
 
     @contextlib.contextmanager
@@ -195,3 +199,14 @@ class Db:
                 yield
             finally:
                 self._batched = False
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of `script`, whole: a trigger's body holds semicolons of its own."""
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +37,10 @@ class People:
 
     def __init__(self, db: Db) -> None:
         self.db = db
+        # Every person's entry as `entries` builds it, kept while the revision SQLite's
+        # triggers move (schema 7) is the one it was built or last brought up to date at:
+        # `apply_assignment` updates it from the faces it moves; any other change drops it.
+        self._index: _Index | None = None
 
     def merges(self) -> dict[int, int]:
         """Merged person -> the person it was merged into."""
@@ -89,11 +95,33 @@ class People:
                 " (SELECT DISTINCT person_id FROM faces WHERE person_id IS NOT NULL)",
                 (now,),
             )
+            moves = [
+                (int(face_ids[i]), int(previous[i]) if previous[i] > 0 else 0, int(person[i]))
+                for i in changed
+            ]
+            self._follow(c, moves)
         return len(changed), len(new_people)
+
+    def _follow(self, c: sqlite3.Connection, moves: list[tuple[int, int, int]]) -> None:
+        """Bring the index up to date with faces moved from one person to another (0: none),
+        inside the transaction that moved them; dropped if it cannot be (see Index.move)."""
+        index, self._index = self._index, None
+        if index is None or self.db.batched or index.revision != _revision(c) - len(moves):
+            return  # a batch may still roll back; or something else changed meanwhile
+        if index.move(c, moves):
+            index.revision = _revision(c)
+            self._index = index
 
     def entries(self) -> list[PersonEntry]:
         """Every person with faces, but those the user hid: id, name, face ids (oldest first)
         and photos."""
+        conn = self.db.conn
+        revision = _revision(conn)
+        if self._index is None or self._index.revision != revision:
+            self._index = _Index(revision, self._read_entries())
+        return self._index.entries()
+
+    def _read_entries(self) -> list[PersonEntry]:
         # Three plain scans joined here: the ordered join in SQL walks the person index and
         # fetches each face's whole row (its descriptor included) out of order, twice as slow.
         conn = self.db.conn
@@ -240,3 +268,78 @@ class People:
                     (face_id, instead_of),
                 )
             c.execute("UPDATE faces SET person_id = ? WHERE id = ?", (person_id, face_id))
+
+
+def _revision(c: sqlite3.Connection) -> int:
+    """The counter SQLite's triggers move on every change `entries` depends on (schema 7)."""
+    return int(c.execute("SELECT n FROM revision").fetchone()[0])
+
+
+class _Index:
+    """People's entries kept between reads."""
+
+    def __init__(self, revision: int, entries: list[PersonEntry]) -> None:
+        self.revision = revision
+        self.by_person = {e.person_id: e for e in entries}
+
+    def entries(self) -> list[PersonEntry]:
+        return list(self.by_person.values())
+
+    def move(self, c: sqlite3.Connection, moves: list[tuple[int, int, int]]) -> bool:
+        """Apply faces moved (face id, from person, to person; 0: none), as written by `c`'s
+        open transaction. False if this index cannot follow: a face kept from a clip (its
+        person's longest track would have to be found again)."""
+        if not moves:
+            return True
+        rows: dict[int, tuple[int, bytes, bool]] = {}
+        ids = [m[0] for m in moves]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in c.execute(
+                "SELECT f.id, f.image_id, i.path, f.track IS NOT NULL FROM faces f"
+                f" JOIN images i ON i.id = f.image_id WHERE f.id IN ({marks})",
+                chunk,
+            ):
+                rows[r[0]] = (r[1], bytes(r[2]), bool(r[3]))
+        if len(rows) != len(ids) or any(tracked for _, _, tracked in rows.values()):
+            return False
+        touched = sorted({p for m in moves for p in m[1:] if p})
+        marks = ",".join("?" * len(touched))
+        people = {
+            r[0]: (r[1], bool(r[2]))
+            for r in c.execute(
+                f"SELECT id, name, hidden IS NOT NULL FROM people WHERE id IN ({marks})", touched
+            )
+        }
+        faces: dict[int, list[int]] = {}
+        images: dict[int, dict[int, bytes]] = {}
+        longest: dict[int, int] = {}  # moved faces are a photo's: a track's stays as it was
+        for pid in touched:
+            entry = self.by_person.get(pid)
+            faces[pid] = list(entry.face_ids) if entry else []
+            images[pid] = dict(entry.images) if entry else {}
+            longest[pid] = entry.longest_track_ms if entry else 0
+        for face, old, new in moves:
+            image, path, _ = rows[face]
+            if old:
+                if face in faces[old]:
+                    faces[old].remove(face)
+                still = c.execute(
+                    "SELECT 1 FROM faces WHERE person_id = ? AND image_id = ? LIMIT 1",
+                    (old, image),
+                ).fetchone()
+                if still is None:
+                    images[old].pop(image, None)
+            if new:
+                bisect.insort(faces[new], face)
+                images[new][image] = path
+        for pid in touched:
+            name, hidden = people.get(pid, (None, False))
+            if faces[pid] and not hidden:
+                self.by_person[pid] = PersonEntry(
+                    pid, name, tuple(faces[pid]), images[pid], longest[pid]
+                )
+            else:
+                self.by_person.pop(pid, None)
+        return True

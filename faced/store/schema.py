@@ -112,5 +112,25 @@ MIGRATIONS: list[str] = [
     ALTER TABLE faces ADD COLUMN track_end INTEGER;
     CREATE INDEX faces_track ON faces (image_id, track) WHERE track IS NOT NULL;
     """,
+    # 7: a counter SQLite itself moves whenever who is in which photo, a photo's path, or a
+    # person's name or visibility changes, whichever connection writes: a writer's people
+    # index stays valid while it holds (faced.store.people.People.entries).
+    """
+    CREATE TABLE revision (n INTEGER NOT NULL);
+    INSERT INTO revision (n) VALUES (0);
+    CREATE TRIGGER faces_person AFTER UPDATE OF person_id ON faces
+    WHEN OLD.person_id IS NOT NEW.person_id
+    BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER faces_born AFTER INSERT ON faces WHEN NEW.person_id IS NOT NULL
+    BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER faces_gone AFTER DELETE ON faces WHEN OLD.person_id IS NOT NULL
+    BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER images_gone AFTER DELETE ON images
+    BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER images_moved AFTER UPDATE OF path ON images
+    BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER people_shown AFTER UPDATE OF name, hidden ON people
+    BEGIN UPDATE revision SET n = n + 1; END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
