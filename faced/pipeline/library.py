@@ -118,10 +118,7 @@ class Library:
 
     def record(self, result: EncodeResult) -> bool:
         """Store one worker result; log a bad file once. Returns True if faces changed.
-
-        A clip's faces arrive as found in every sampled frame; each person keeps their
-        `video.faces_per_person` largest (with the configured clustering) before recording.
-        """
+        (A clip's faces arrive already followed into tracks, a few kept per track.)"""
         if not os.path.exists(result.path):
             # Deleted while it was being read: its deletion may already have been taken in,
             # and recording the result now would bring back a photo that is gone.
