@@ -177,22 +177,32 @@ def place_new_faces(
     `threshold(size of that person)` (the daemon passes a strict constant, see
     faced.pipeline.Library.place_new).
     Rejections and the one-face-per-photo rule hold. Faces no person claims get 0 and wait for
-    the next full re-cluster. `known*` describe faces that already have a person; they alone
-    are the reference (new faces placed in the same call do not vouch for each other), and
-    distances are computed `chunk` new faces at a time, so memory stays bounded.
+    the next full re-cluster. `known*` describe the reference faces: those with a person
+    (`known_person` > 0; any others in the arrays are passed over, so a caller need not copy
+    out the faces that have one). New faces placed in the same call do not vouch for each
+    other, and distances are computed a few new faces at a time (`chunk`, fewer among many
+    faces), so memory stays bounded.
     """
     out = np.zeros(len(new), dtype=np.int64)
     if len(new) == 0 or len(known) == 0:
         return out
+    nobody = known_person <= 0
+    chunk = max(1, min(chunk, (1 << 24) // len(known)))  # at most 64 MB of distances
     people, inverse, sizes = np.unique(known_person, return_inverse=True, return_counts=True)
-    taken = {(int(i), int(p)) for i, p in zip(known_image_ids, known_person, strict=True)}
-    known_sq = np.sum(known**2, axis=1)
+    # Who is already in the photos of the new faces (only those photos can refuse one).
+    mine = np.isin(known_image_ids, new_image_ids)
+    taken = {
+        (int(i), int(p)) for i, p in zip(known_image_ids[mine], known_person[mine], strict=True)
+    }
+    known_sq = np.einsum("ij,ij->i", known, known)
     nearest = min(k * 20, len(known))  # the nearest faces decide; far ones cannot
     for start in range(0, len(new), chunk):
         block = new[start : start + chunk]
         # Squared distances through one matrix product: block x known, in float32.
         d2 = np.sum(block**2, axis=1)[:, None] + known_sq[None, :] - 2.0 * block @ known.T
         dist = np.sqrt(np.maximum(d2, 0.0))
+        if nobody.any():
+            dist[:, nobody] = np.inf
         for offset in range(len(block)):
             row = start + offset
             order = np.argpartition(dist[offset], nearest - 1)[:nearest]
@@ -206,6 +216,8 @@ def place_new_faces(
                     sums[p] = sums.get(p, 0.0) + float(dist[offset, j])
             for p in sorted(seen, key=lambda p: sums[p] / seen[p]):
                 person = int(people[p])
+                if person <= 0:  # faces of nobody, set infinitely far: no candidate after them
+                    break
                 if sums[p] / seen[p] > threshold(int(sizes[p])):
                     break
                 if (int(new_face_ids[row]), person) in state.rejections:

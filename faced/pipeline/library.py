@@ -234,7 +234,6 @@ class Library:
         c = self.cfg.clustering
         table = self.store.faces.table(self.model)
         new = (table.face_id > self.policy.state.full_max_face) & (table.person_id <= 0)
-        known = table.person_id > 0
         person = np.where(table.person_id > 0, table.person_id, 0)
         # A placement is as permanent as any assignment (people are sticky), so the bar is the
         # strict one a pair of lone faces must pass, not the looser one for joining a cluster
@@ -244,9 +243,10 @@ class Library:
             table.encoding[new],
             table.face_id[new],
             table.photo_id[new],
-            table.encoding[known],
-            person[known],
-            table.photo_id[known],
+            # Every face, not a copy of those with a person: faces of nobody are passed over.
+            table.encoding,
+            person,
+            table.photo_id,
             self.decisions(),
             lambda size: strict,
             one_face_per_photo=c.one_face_per_photo,

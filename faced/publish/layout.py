@@ -6,6 +6,7 @@ montage. Names are made safe here: a person's name never becomes a path outside 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -30,11 +31,14 @@ class FolderPlan:
     links: dict[bytes, int]
     targets: dict[int, bytes]
     montage_faces: tuple[int, ...]
+    signed: str | None = None  # the signature, when the planner already knows it
 
     def signature(self) -> str:
         """Changes whenever the folder's content would, or the record of it (each link's image
         id: a photo read again is a new image at the same path); an unchanged folder is not
         rebuilt, and its rows in the store are not rewritten."""
+        if self.signed is not None:
+            return self.signed
         h = hashlib.blake2b(digest_size=16)
         h.update(self.folder.encode("utf-8", "surrogateescape") + b"\0")
         for name in sorted(self.links):
@@ -134,22 +138,45 @@ class LinkNamer:
 
     def __init__(self) -> None:
         self._last: dict[int, tuple[dict[int, bytes], frozenset[bytes], dict[bytes, int]]] = {}
+        self._signed: dict[int, tuple[FolderPlan, str]] = {}
 
     def names(
         self, folder: int, images: dict[int, bytes], taken: frozenset[bytes] = frozenset()
     ) -> dict[bytes, int]:
         """link_names(images, taken), for the folder of person `folder`."""
         last = self._last.get(folder)
-        if last is not None and last[1] == taken and last[0] == images:
+        # The same photos are most often the very same dict (the store keeps unchanged
+        # people's entries): told at once, without comparing every photo.
+        if last is not None and last[1] == taken and (last[0] is images or last[0] == images):
             return last[2]
         out = link_names(images, taken)
         self._last[folder] = (images, taken, out)
         return out
 
+    def signed(self, plan: FolderPlan) -> FolderPlan:
+        """`plan` with its signature, reused from the last plan of its folder when that had
+        the same name, the very same links and photos (names() returns the same dict for an
+        unchanged folder) and the same montage."""
+        last = self._signed.get(plan.person_id)
+        if (
+            last is not None
+            and last[0].links is plan.links
+            and (last[0].targets is plan.targets or last[0].targets == plan.targets)
+            and last[0].folder == plan.folder
+            and last[0].montage_faces == plan.montage_faces
+        ):
+            sig = last[1]
+        else:
+            sig = plan.signature()
+            self._signed[plan.person_id] = (plan, sig)
+        return dataclasses.replace(plan, signed=sig)
+
     def keep_only(self, folders: set[int]) -> None:
         """Forget the folders not in `folders` (people gone since)."""
         for gone in self._last.keys() - folders:
             del self._last[gone]
+        for gone in self._signed.keys() - folders:
+            del self._signed[gone]
 
 
 def pick_montage(face_ids: tuple[int, ...], count: int) -> tuple[int, ...]:
@@ -184,12 +211,14 @@ def plan_layout(
     small = [p for p in people if not rule.shows(len(p.face_ids), p.longest_track_ms)]
     names = folder_names(shown, unknown, user_folders)
     plans = [
-        FolderPlan(
-            p.person_id,
-            names[p.person_id],
-            namer.names(p.person_id, p.images, user_files.get(p.person_id, frozenset())),
-            dict(p.images),
-            pick_montage(p.face_ids, montage_faces),
+        namer.signed(
+            FolderPlan(
+                p.person_id,
+                names[p.person_id],
+                namer.names(p.person_id, p.images, user_files.get(p.person_id, frozenset())),
+                p.images,  # read only, as every plan's targets
+                pick_montage(p.face_ids, montage_faces),
+            )
         )
         for p in sorted(shown, key=lambda p: p.person_id)
     ]
@@ -197,12 +226,14 @@ def plan_layout(
     for p in small:
         leftover.update(p.images)
     plans.append(
-        FolderPlan(
-            UNKNOWN_ID,
-            unknown,
-            namer.names(UNKNOWN_ID, leftover, user_files.get(UNKNOWN_ID, frozenset())),
-            leftover,
-            (),
+        namer.signed(
+            FolderPlan(
+                UNKNOWN_ID,
+                unknown,
+                namer.names(UNKNOWN_ID, leftover, user_files.get(UNKNOWN_ID, frozenset())),
+                leftover,
+                (),
+            )
         )
     )
     namer.keep_only({pl.person_id for pl in plans})

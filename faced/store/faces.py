@@ -77,6 +77,8 @@ class Faces:
             self._kept.pop(model, None)
             kept_ids, photo, weak, enc, track = self._kept_faces(model, ids)
             at = np.searchsorted(kept_ids, ids)
+        if len(kept_ids) == len(ids):  # every kept face is alive: the arrays as they are
+            return FaceTable(ids, photo, person, enc, weak, track)
         return FaceTable(ids, photo[at], person, enc[at], weak[at], track[at])
 
     def _kept_faces(self, model: str, ids: np.ndarray) -> _Kept:
@@ -112,6 +114,8 @@ class Faces:
                 np.concatenate([kept[3], new_enc.astype(np.float32)]),
                 np.concatenate([kept[4], new_track]),
             )
+        for array in kept:  # handed out as they are (FaceTable): nobody may change them
+            array.flags.writeable = False
         self._kept[model] = kept
         return kept
 
