@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from faced.publish.layout import (
@@ -108,3 +110,25 @@ def test_a_link_namer_names_as_link_names_and_notices_every_change() -> None:
     assert namer.names(7, grown) == link_names(grown)
     taken = frozenset({b"a.jpg"})
     assert namer.names(7, grown, taken) == link_names(grown, taken)
+
+
+def test_signatures_kept_between_plans_are_what_a_fresh_plan_gives() -> None:
+    namer = LinkNamer()
+    people = [entry(1, None), entry(2, "Bob")]
+
+    def signatures(people: list[PersonEntry]) -> dict[int, tuple[str, str]]:
+        plans = plan_layout(
+            people, {}, rule=FolderRule(2), unknown="unknown", montage_faces=25, namer=namer
+        )
+        return {
+            p.person_id: (p.signature(), dataclasses.replace(p, signed=None).signature())
+            for p in plans
+        }
+
+    first = signatures(people)
+    again = signatures(people)  # the same entries: signatures reused
+    assert first == again and all(kept == fresh for kept, fresh in again.values())
+    bob = people[1]
+    moved = [people[0], PersonEntry(2, "Bob", bob.face_ids, {2: b"/p/elsewhere.jpg"})]
+    changed = signatures(moved)
+    assert changed[2][0] == changed[2][1] != first[2][0] and changed[1] == first[1]
