@@ -259,3 +259,26 @@ def test_the_people_kept_between_calls_are_what_a_fresh_read_gives(tmp_path: Pat
         with Store(tmp_path, exclusive=False) as other:  # another connection names someone
             other.people.set_name(kept[1][0], "Ann")
         assert [e.name for e in store.people.entries() if e.person_id == kept[1][0]] == ["Ann"]
+
+
+def test_the_persons_kept_in_the_face_table_follow_every_writer(tmp_path: Path) -> None:
+    def fresh() -> list[int]:
+        with Store(tmp_path, exclusive=False) as other:
+            return other.faces.table("m").person_id.tolist()
+
+    with Store(tmp_path) as store:
+        store.images.record(result(b"/p/a", "a", 2), match=same_faces)
+        store.images.record(result(b"/p/b", "b", 2), match=same_faces)
+        t = store.faces.table("m")  # kept from here on
+        none = np.zeros(len(t), np.int64)
+        store.people.apply_assignment(t.face_id, none, [np.array([0, 2])], none)
+        assert store.faces.table("m").person_id.tolist() == fresh() == [1, -1, 1, -1]
+        store.images.record(result(b"/p/c", "c", 1), match=same_faces)  # a new face, nobody's
+        assert store.faces.table("m").person_id.tolist() == fresh() == [1, -1, 1, -1, -1]
+        with Store(tmp_path, exclusive=False) as other:  # another connection rejects a face
+            other.people.reject_face(1, 1)
+        assert store.faces.table("m").person_id.tolist() == fresh() == [-1, -1, 1, -1, -1]
+        store.images.forget([b"/p/a"])  # faces gone
+        assert store.faces.table("m").person_id.tolist() == fresh() == [1, -1, -1]
+        with pytest.raises(ValueError):  # handed out as kept: nobody may change them
+            store.faces.table("m").person_id[0] = 7

@@ -45,7 +45,7 @@ class Store:
         self.db = Db(state_dir, readonly=readonly, exclusive=exclusive)
         self.images = Images(self.db)
         self.faces = Faces(self.db)
-        self.people = People(self.db)
+        self.people = People(self.db, moved=self.faces.moved)
         self.published = Published(self.db)
         self.meta = Meta(self.db)
 

@@ -113,6 +113,13 @@ class Db:
         """True inside `batch()`: what is written may still be rolled back with the batch."""
         return self._batched
 
+    def revision(self) -> int:
+        """A counter SQLite's own triggers move (schema 7) whenever a face's person changes, a
+        face with a person comes or goes, a photo is deleted or moved, or a person's name or
+        visibility changes, whichever connection writes: what is kept of those holds while it
+        is the same."""
+        return int(self.conn.execute("SELECT n FROM revision").fetchone()[0])
+
     def data_version(self) -> int:
         """SQLite's data_version: it moves when another connection commits, not this one."""
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])

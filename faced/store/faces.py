@@ -62,14 +62,14 @@ class Faces:
         # model, so that a refresh of a large library reads only ids and persons, and the new
         # faces. Arrays by face id: ids, photo ids, weak, encodings, track ids.
         self._kept: dict[str, _Kept] = {}
+        # Each face's person, by model, with the revision (Db.revision) it was read at: it
+        # holds while the revision does, but for faces added since (a new face has no person
+        # yet, and adding one does not move the revision); `moved` follows assignments.
+        self._persons: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
 
     def table(self, model: str) -> FaceTable:
-        """Every face described by `model`, as arrays for clustering."""
-        rows = self.db.conn.execute(
-            "SELECT id, COALESCE(person_id, -1) FROM faces WHERE model = ? ORDER BY id", (model,)
-        ).fetchall()
-        now = np.array(rows, dtype=np.int64).reshape(len(rows), 2)
-        ids, person = now[:, 0], now[:, 1]
+        """Every face described by `model`, as arrays for clustering (read-only)."""
+        ids, person = self._persons_of(model)
         kept_ids, photo, weak, enc, track = self._kept_faces(model, ids)
         at = np.minimum(np.searchsorted(kept_ids, ids), max(len(kept_ids) - 1, 0))
         if len(ids) and not np.array_equal(kept_ids[at], ids):
@@ -80,6 +80,46 @@ class Faces:
         if len(kept_ids) == len(ids):  # every kept face is alive: the arrays as they are
             return FaceTable(ids, photo, person, enc, weak, track)
         return FaceTable(ids, photo[at], person, enc[at], weak[at], track[at])
+
+    def _persons_of(self, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """Face ids and their persons (-1: none), from what is kept when it still holds."""
+        revision = self.db.revision()
+        kept = self._persons.get(model)
+        if kept is not None and kept[0] == revision:
+            _, ids, person = kept
+            last = int(ids[-1]) if len(ids) else -1
+            sql = "SELECT id, COALESCE(person_id, -1) FROM faces WHERE model = ? AND id > ?"
+            rows = self.db.conn.execute(sql + " ORDER BY id", (model, last)).fetchall()
+            if rows:
+                more = np.array(rows, dtype=np.int64).reshape(len(rows), 2)
+                ids = np.concatenate([ids, more[:, 0]])
+                person = np.concatenate([person, more[:, 1]])
+        else:
+            rows = self.db.conn.execute(
+                "SELECT id, COALESCE(person_id, -1) FROM faces WHERE model = ? ORDER BY id",
+                (model,),
+            ).fetchall()
+            now = np.array(rows, dtype=np.int64).reshape(len(rows), 2)
+            ids, person = np.ascontiguousarray(now[:, 0]), np.ascontiguousarray(now[:, 1])
+        ids.flags.writeable = person.flags.writeable = False
+        self._persons[model] = (revision, ids, person)
+        return ids, person
+
+    def moved(self, moves: list[tuple[int, int, int]], before: int, after: int) -> None:
+        """Faces moved from one person to another (face id, from, to; 0: none), which took
+        the revision from `before` to `after` (People.apply_assignment): the kept persons
+        follow if they were read at `before`, else they are read again next time."""
+        for model, (revision, ids, person) in list(self._persons.items()):
+            if revision != before or after < 0:
+                del self._persons[model]
+                continue
+            person = person.copy()
+            for face, _, to in moves:
+                at = int(np.searchsorted(ids, face))
+                if at < len(ids) and ids[at] == face:
+                    person[at] = to if to > 0 else -1
+            person.flags.writeable = False
+            self._persons[model] = (after, ids, person)
 
     def _kept_faces(self, model: str, ids: np.ndarray) -> _Kept:
         """The kept arrays, brought up to date with the faces in `ids` (ascending)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +35,13 @@ class People:
     rejection), so every decision is one short method of this one repository, each its own
     transaction."""
 
-    def __init__(self, db: Db) -> None:
+    def __init__(
+        self, db: Db, moved: Callable[[list[tuple[int, int, int]], int, int], None] | None = None
+    ) -> None:
+        """`moved(moves, revision before, revision after)` is told of every assignment's
+        moves (Faces.moved), so that what else is kept follows them."""
         self.db = db
+        self._moved = moved or (lambda moves, before, after: None)
         # Every person's entry as `entries` builds it, kept while the revision SQLite's
         # triggers move (schema 7) is the one it was built or last brought up to date at:
         # `apply_assignment` updates it from the faces it moves; any other change drops it.
@@ -99,26 +104,32 @@ class People:
                 (int(face_ids[i]), int(previous[i]) if previous[i] > 0 else 0, int(person[i]))
                 for i in changed
             ]
-            self._follow(c, moves)
+        self._follow(moves)
         return len(changed), len(new_people)
 
-    def _follow(self, c: sqlite3.Connection, moves: list[tuple[int, int, int]]) -> None:
-        """Bring the index up to date with faces moved from one person to another (0: none),
-        inside the transaction that moved them; dropped if it cannot be (see Index.move)."""
+    def _follow(self, moves: list[tuple[int, int, int]]) -> None:
+        """Bring what is kept (the index; through `moved`, the face table's persons) up to
+        date with faces moved from one person to another (0: none), once committed. Each moved
+        face moved the revision by one: kept state read at the revision before them holds."""
         index, self._index = self._index, None
-        if index is None or self.db.batched or index.revision != _revision(c) - len(moves):
-            return  # a batch may still roll back; or something else changed meanwhile
+        if self.db.batched:
+            self._moved([], -1, -1)  # a batch may still roll back: nothing kept holds
+            return
+        c = self.db.conn
+        now = self.db.revision()
+        self._moved(moves, now - len(moves), now)
+        if index is None or index.revision != now - len(moves):
+            return  # something else changed meanwhile
         if index.move(c, moves):
-            index.revision = _revision(c)
+            index.revision = now
             self._index = index
 
     def entries(self) -> list[PersonEntry]:
         """Every person with faces, but those the user hid: id, name, face ids (oldest first)
         and photos."""
-        conn = self.db.conn
-        revision = _revision(conn)
-        if self._index is None or self._index.revision != revision:
-            self._index = _Index(revision, self._read_entries())
+        now = self.db.revision()
+        if self._index is None or self._index.revision != now:
+            self._index = _Index(now, self._read_entries())
         return self._index.entries()
 
     def _read_entries(self) -> list[PersonEntry]:
@@ -268,11 +279,6 @@ class People:
                     (face_id, instead_of),
                 )
             c.execute("UPDATE faces SET person_id = ? WHERE id = ?", (person_id, face_id))
-
-
-def _revision(c: sqlite3.Connection) -> int:
-    """The counter SQLite's triggers move on every change `entries` depends on (schema 7)."""
-    return int(c.execute("SELECT n FROM revision").fetchone()[0])
 
 
 class _Index:
