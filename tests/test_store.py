@@ -264,7 +264,7 @@ def test_the_people_kept_between_calls_are_what_a_fresh_read_gives(tmp_path: Pat
 def test_the_persons_kept_in_the_face_table_follow_every_writer(tmp_path: Path) -> None:
     def fresh() -> list[int]:
         with Store(tmp_path, exclusive=False) as other:
-            return other.faces.table("m").person_id.tolist()
+            return [int(p) for p in other.faces.table("m").person_id]
 
     with Store(tmp_path) as store:
         store.images.record(result(b"/p/a", "a", 2), match=same_faces)

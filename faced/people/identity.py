@@ -195,14 +195,13 @@ def place_new_faces(
         (int(i), int(p)) for i, p in zip(known_image_ids[mine], known_person[mine], strict=True)
     }
     known_sq = np.einsum("ij,ij->i", known, known)
+    known_sq[nobody] = np.inf  # faces of nobody come out infinitely far, at no extra cost
     nearest = min(k * 20, len(known))  # the nearest faces decide; far ones cannot
     for start in range(0, len(new), chunk):
         block = new[start : start + chunk]
         # Squared distances through one matrix product: block x known, in float32.
         d2 = np.sum(block**2, axis=1)[:, None] + known_sq[None, :] - 2.0 * block @ known.T
         dist = np.sqrt(np.maximum(d2, 0.0))
-        if nobody.any():
-            dist[:, nobody] = np.inf
         for offset in range(len(block)):
             row = start + offset
             order = np.argpartition(dist[offset], nearest - 1)[:nearest]

@@ -137,7 +137,7 @@ class LinkNamer:
 
     def __init__(self) -> None:
         self._last: dict[int, tuple[dict[int, bytes], frozenset[bytes], dict[bytes, int]]] = {}
-        self._signed: dict[int, tuple[FolderPlan, str]] = {}
+        self._signed: dict[int, FolderPlan] = {}
 
     def names(
         self, folder: int, images: dict[int, bytes], taken: frozenset[bytes] = frozenset()
@@ -159,19 +159,22 @@ class LinkNamer:
         last = self._signed.get(plan.person_id)
         if (
             last is not None
-            and last[0].links is plan.links
-            and (last[0].targets is plan.targets or last[0].targets == plan.targets)
-            and last[0].folder == plan.folder
-            and last[0].montage_faces == plan.montage_faces
+            and last.links is plan.links
+            and (last.targets is plan.targets or last.targets == plan.targets)
+            and last.folder == plan.folder
+            and last.montage_faces == plan.montage_faces
         ):
-            sig = last[1]
-        else:
-            sig = plan.signature()
-            self._signed[plan.person_id] = (plan, sig)
-        # Not dataclasses.replace: its generality costs more than the check above saved.
-        return FolderPlan(
-            plan.person_id, plan.folder, plan.links, plan.targets, plan.montage_faces, sig
+            return last  # the same plan, signed already
+        signed = FolderPlan(
+            plan.person_id,
+            plan.folder,
+            plan.links,
+            plan.targets,
+            plan.montage_faces,
+            plan.signature(),
         )
+        self._signed[plan.person_id] = signed
+        return signed
 
     def keep_only(self, folders: set[int]) -> None:
         """Forget the folders not in `folders` (people gone since)."""
