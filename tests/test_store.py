@@ -282,3 +282,19 @@ def test_the_persons_kept_in_the_face_table_follow_every_writer(tmp_path: Path) 
         assert store.faces.table("m").person_id.tolist() == fresh() == [1, -1, -1]
         with pytest.raises(ValueError):  # handed out as kept: nobody may change them
             store.faces.table("m").person_id[0] = 7
+
+
+def test_a_changed_folder_writes_only_its_changed_links(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        many = {b"%d.jpg" % i: i for i in range(1000)}
+        store.published.save({1: ("a", "s1")}, {1: many})
+        assert store.published.links() == {1: many}  # read, as the edits read them, and kept
+        changes = store.db.conn.total_changes
+        grown = {**many, b"new.jpg": 5000}
+        del grown[b"7.jpg"]
+        grown[b"8.jpg"] = 6000  # the same name, another photo
+        store.published.save({1: ("a", "s2")}, {1: grown})
+        # The folder's row, and three links: one gone, one new, one changed (out and in).
+        assert store.db.conn.total_changes - changes <= 8
+    with Store(tmp_path) as fresh:
+        assert fresh.published.links() == {1: grown}
