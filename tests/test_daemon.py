@@ -20,6 +20,7 @@ import pytest
 
 from faced.logs import JournalFormatter
 
+from .clips import make_clip
 from .conftest import LFW, REPO, SMALL, PhotoLibrary, faced, people_folders, run_cli
 
 
@@ -361,6 +362,17 @@ def test_a_deleted_photo_leaves_its_folder(running: Daemon) -> None:
         return all(os.path.realpath(p) != str(victim) for p in links)
 
     until(victim_gone, 30, "the deleted photo to leave its folder")
+
+
+@pytest.mark.photos
+def test_a_clip_copied_in_is_followed_and_linked_in_its_persons_folder(running: Daemon) -> None:
+    make_clip(running.photos / "visit.mp4", [SMALL / "jerry_seinfeld" / "train_1.jpg"])
+
+    def linked() -> bool:
+        folder = folder_with(running.people, "jerry_seinfeld")
+        return "visit.mp4" in [p.name for p in people_folders(running.people)[folder]]
+
+    until(linked, 90, "the clip in Jerry's folder")
 
 
 @pytest.mark.photos
