@@ -5,8 +5,10 @@ a scheduler is named).
 Each worker runs the same `encode_file` a local worker process runs, so a photo gives the same
 result wherever it is read; its models load once per worker process, on its first file. Dask
 itself retries the files of a worker that dies or is lost, on another worker; a file that has
-killed `distributed.scheduler.allowed-failures` workers comes back as KilledWorker, and is
-recorded as crashed, as a file that kills a local worker is. What cannot go on (no scheduler,
+killed `distributed.scheduler.allowed-failures` workers comes back as KilledWorker. Dask blames
+every file queued on a dying worker, so such a file is a suspect, as after a local worker's
+death: suspects are read again one at a time, and one that kills its worker alone is recorded
+as crashed, as a file that kills a local worker is. What cannot go on (no scheduler,
 no worker, a worker that cannot run faced, the scheduler gone mid-scan) is a ClusterError
 that says what to do. The writer, the clustering and the publishing never leave this machine.
 """
@@ -20,6 +22,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 from functools import partial
@@ -118,6 +121,9 @@ class DaskPool:
         # in flight forever (a client that lost its scheduler may never cancel what it holds).
         self._pending: set[Future[EncodeResult]] = set()
         self._threads = (0, float("-inf"))  # the count, and when it was asked
+        # Files Dask gave up on (KilledWorker), to read again one at a time before blaming them.
+        self._suspects: deque[tuple[bytes, Future[EncodeResult]]] = deque()
+        self._suspect_out = False  # one of them is on the cluster
 
     @classmethod
     def for_config(
@@ -257,6 +263,10 @@ class DaskPool:
         out: Future[EncodeResult] = Future()
         with self._lock:
             self._pending.add(out)
+        self._send(path, out, suspect=False)
+        return out
+
+    def _send(self, path: bytes, out: Future[EncodeResult], *, suspect: bool) -> None:
         remote = self._client.submit(
             encode_file,
             to_worker(path, self.path_map),
@@ -266,16 +276,47 @@ class DaskPool:
             key=f"faced-encode-{uuid.uuid4().hex}",
             pure=False,  # the same path later may be other bytes
         )
-        remote.add_done_callback(partial(self._settle, path, out))
-        return out
+        remote.add_done_callback(partial(self._settle, path, out, suspect))
 
-    def _settle(self, path: bytes, out: Future[EncodeResult], remote: Any) -> None:
+    def _suspect(self, path: bytes, out: Future[EncodeResult]) -> None:
+        """Read `path` again when no other suspect is on the cluster."""
+        with self._lock:
+            self._suspects.append((path, out))
+        self._next_suspect()
+
+    def _next_suspect(self) -> None:
+        with self._lock:
+            if self._suspect_out or not self._suspects or self._client is None:
+                return
+            path, out = self._suspects.popleft()
+            self._suspect_out = True
+        try:
+            self._send(path, out, suspect=True)
+        except Exception as exc:  # the client is closing: the file waits for the next scan
+            with self._lock:
+                self._suspect_out = False
+            self._resolve(out, self._lost(exc))
+
+    def _settle(self, path: bytes, out: Future[EncodeResult], suspect: bool, remote: Any) -> None:
         """Runs in Dask's callback thread when the file is done, one way or another."""
+        try:
+            self._outcome(path, out, suspect, remote)
+        finally:
+            if suspect:
+                with self._lock:
+                    self._suspect_out = False
+                self._next_suspect()
+
+    def _outcome(self, path: bytes, out: Future[EncodeResult], suspect: bool, remote: Any) -> None:
         from distributed import KilledWorker
 
         try:
             result: EncodeResult = remote.result()
         except KilledWorker:
+            if not suspect:  # perhaps only queued on the dying workers: read it again alone
+                log.info("%s was on Dask workers that died; reading it again", os.fsdecode(path))
+                self._suspect(path, out)
+                return
             log.warning(
                 "%s killed the Dask workers that read it; recorded as an error",
                 os.fsdecode(path),
@@ -313,6 +354,7 @@ class DaskPool:
         with self._lock:
             client, self._client = self._client, None
             pending = list(self._pending)
+            self._suspects.clear()
         for out in pending:
             self._resolve(out, self._lost("disconnected"))
         if client is not None:
