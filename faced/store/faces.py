@@ -114,10 +114,12 @@ class Faces:
                 del self._persons[model]
                 continue
             person = person.copy()
-            for face, _, to in moves:
-                at = int(np.searchsorted(ids, face))
-                if at < len(ids) and ids[at] == face:
-                    person[at] = to if to > 0 else -1
+            if moves:
+                faces = np.array([m[0] for m in moves], dtype=np.int64)
+                to = np.array([m[2] if m[2] > 0 else -1 for m in moves], dtype=np.int64)
+                at = np.minimum(np.searchsorted(ids, faces), max(len(ids) - 1, 0))
+                found = ids[at] == faces if len(ids) else np.zeros(len(faces), bool)
+                person[at[found]] = to[found]
             person.flags.writeable = False
             self._persons[model] = (after, ids, person)
 

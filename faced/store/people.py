@@ -13,6 +13,10 @@ import numpy as np
 from faced.records import PersonEntry
 from faced.store.db import Db
 
+# Above this many faces moved at once (a full re-cluster of a large import), the kept entries
+# are read afresh rather than followed move by move (each move asks SQLite one question).
+FOLLOWED_MOVES = 2_000
+
 
 @dataclass(frozen=True)
 class PersonSummary:
@@ -118,8 +122,8 @@ class People:
         c = self.db.conn
         now = self.db.revision()
         self._moved(moves, now - len(moves), now)
-        if index is None or index.revision != now - len(moves):
-            return  # something else changed meanwhile
+        if index is None or index.revision != now - len(moves) or len(moves) > FOLLOWED_MOVES:
+            return  # something else changed meanwhile; or reading afresh is cheaper
         if index.move(c, moves):
             index.revision = now
             self._index = index
