@@ -16,8 +16,9 @@ def main() -> int:
     # for physical cores, which scikit-learn runs to size its OpenMP threads, fails with a
     # warning and a traceback on stderr. Naming OpenMP's thread count (the CPUs this process may
     # use, which OpenMP picks anyway) means it never asks. Set before any OpenMP library loads.
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    os.environ.setdefault("OMP_NUM_THREADS", str(usable or 1))
+    from faced.faces.cpus import usable_cpus  # imports only os
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(usable_cpus()))
     from faced.cli import main as cli_main
 
     return cli_main()

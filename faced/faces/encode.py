@@ -36,21 +36,26 @@ class Found(NamedTuple):
     encoding: np.ndarray
 
 
-def find_faces(rgb: np.ndarray, det: DetectionConfig, models: FaceBackend) -> list[Found]:
-    """Detect at the planned scale, map boxes to `rgb`, describe faces on `rgb` itself."""
+def detect_faces(
+    rgb: np.ndarray, det: DetectionConfig, models: FaceBackend
+) -> list[tuple[Box, float]]:
+    """Scored boxes found at the planned scale, trimmed to `rgb` (empty ones left out)."""
     h, w = rgb.shape[:2]
     scale, upsample = detection_plan(w, h, det)
-    boxes: list[Box] = []
-    scores: list[float] = []
+    out = []
     for found, score in models.detect(rgb, scale, upsample, det):
         # face_recognition trims to the image the same way before computing landmarks.
         box = trimmed(found, w, h)
-        if box[2] - box[0] < 1 or box[1] - box[3] < 1:
-            continue
-        boxes.append(box)
-        scores.append(score)
-    vectors = models.describe(rgb, boxes, det.jitters)
-    return [Found(*f) for f in zip(boxes, scores, vectors, strict=True)]
+        if box[2] - box[0] >= 1 and box[1] - box[3] >= 1:
+            out.append((box, score))
+    return out
+
+
+def find_faces(rgb: np.ndarray, det: DetectionConfig, models: FaceBackend) -> list[Found]:
+    """Detect at the planned scale, map boxes to `rgb`, describe faces on `rgb` itself."""
+    found = detect_faces(rgb, det, models)
+    vectors = models.describe(rgb, [box for box, _ in found], det.jitters)
+    return [Found(box, score, v) for (box, score), v in zip(found, vectors, strict=True)]
 
 
 def face_thumbnail(rgb: np.ndarray, box: Box, side: int = THUMB_SIDE) -> bytes:

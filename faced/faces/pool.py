@@ -9,10 +9,10 @@ flight, and what happens when a worker dies, is the scheduler's business
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from faced.config import DetectionConfig, ImagesConfig, VideoConfig
+from faced.faces.cpus import usable_cpus
 from faced.faces.lifeline import die_with_parent
 from faced.faces.work import encode_file
 from faced.records import EncodeResult
@@ -20,12 +20,7 @@ from faced.records import EncodeResult
 
 def pool_size(configured: int) -> int:
     """Workers to run: the configured count, or one per CPU this process may use."""
-    if configured > 0:
-        return configured
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return configured if configured > 0 else usable_cpus()
 
 
 class EncoderPool:

@@ -29,9 +29,9 @@ import numpy as np
 from faced.config import DetectionConfig, VideoConfig
 from faced.errors import ImageError
 from faced.faces.backends import FaceBackend, detector_label, get_backend, model_name
+from faced.faces.cpus import usable_cpus
 from faced.faces.decode import file_digest
-from faced.faces.detect import detection_plan, trimmed
-from faced.faces.encode import face_thumbnail, failure
+from faced.faces.encode import detect_faces, face_thumbnail, failure
 from faced.faces.track import (
     Sighting,
     Track,
@@ -148,16 +148,9 @@ def _sightings(
     ms: int, rgb: np.ndarray, det: DetectionConfig, models: FaceBackend
 ) -> list[Sighting]:
     """The faces found in one frame, each with a crop to describe it from later."""
-    h, w = rgb.shape[:2]
-    scale, upsample = detection_plan(w, h, det)
-    out = []
-    for found, score in models.detect(rgb, scale, upsample, det):
-        box = trimmed(found, w, h)
-        if box[2] - box[0] < 1 or box[1] - box[3] < 1:
-            continue
-        crop, crop_box = _crop(rgb, box)
-        out.append(Sighting(ms, box, score, crop, crop_box))
-    return out
+    return [
+        Sighting(ms, box, score, *_crop(rgb, box)) for box, score in detect_faces(rgb, det, models)
+    ]
 
 
 def _crop(rgb: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
@@ -181,14 +174,6 @@ def _crop(rgb: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
     return np.ascontiguousarray(part), crop_box
 
 
-def _threads() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(MAX_THREADS, cpus))
-
-
 def follow(
     path: bytes, det: DetectionConfig, video: VideoConfig, models: FaceBackend
 ) -> tuple[list[Track], tuple[int, int], int]:
@@ -201,7 +186,7 @@ def follow(
     seen = 0
     before: np.ndarray | None = None
     pending: deque[tuple[int, np.ndarray, Future[list[Sighting]]]] = deque()
-    threads = _threads()
+    threads = min(MAX_THREADS, usable_cpus())
 
     def describe(sightings: Sequence[Sighting]) -> None:
         for s in sightings:

@@ -72,7 +72,7 @@ class EncodeScheduler:
     @property
     def window(self) -> int:
         """Files in flight at most, right now."""
-        return self._window if isinstance(self._window, int) else max(1, self._window())
+        return _now(self._window)
 
     @property
     def queued(self) -> int:
@@ -99,8 +99,7 @@ class EncodeScheduler:
                     self._alone = path
             return
         window = self.window
-        limit = self._slow_at_once
-        slow_room = (limit if isinstance(limit, int) else max(1, limit())) - sum(
+        slow_room = _now(self._slow_at_once) - sum(
             1 for p in self.inflight.values() if self.slow(p)
         )
         held: list[bytes] = []  # slow files that must wait for a slow one to finish
@@ -185,3 +184,8 @@ class EncodeScheduler:
         self._alone = None
         self.pool.close(wait=False)
         self.suspects.extend(suspects)
+
+
+def _now(count: int | Callable[[], int]) -> int:
+    """A count given as a number, or asked of a function now (at least 1)."""
+    return count if isinstance(count, int) else max(1, count())

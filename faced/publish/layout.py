@@ -131,9 +131,11 @@ def link_names(images: dict[int, bytes], taken: frozenset[bytes] = frozenset()) 
 class LinkNamer:
     """link_names with a memory: a folder whose photos and user files are what they were at
     the last call keeps the names it got then, found by one dict comparison instead of naming
-    every photo again (most folders are unchanged at each refresh of a large library).
+    every photo again (most folders are unchanged at each refresh of a large library); and
+    an unchanged folder's plan keeps its signature (`signed`).
 
-    Pure still: the names are exactly link_names'; only the work is saved."""
+    Pure still: the names are exactly link_names' and the signatures FolderPlan's; only the
+    work is saved."""
 
     def __init__(self) -> None:
         self._last: dict[int, tuple[dict[int, bytes], frozenset[bytes], dict[bytes, int]]] = {}

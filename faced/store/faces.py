@@ -87,20 +87,16 @@ class Faces:
         kept = self._persons.get(model)
         if kept is not None and kept[0] == revision:
             _, ids, person = kept
-            last = int(ids[-1]) if len(ids) else -1
-            sql = "SELECT id, COALESCE(person_id, -1) FROM faces WHERE model = ? AND id > ?"
-            rows = self.db.conn.execute(sql + " ORDER BY id", (model, last)).fetchall()
-            if rows:
-                more = np.array(rows, dtype=np.int64).reshape(len(rows), 2)
-                ids = np.concatenate([ids, more[:, 0]])
-                person = np.concatenate([person, more[:, 1]])
-        else:
-            rows = self.db.conn.execute(
-                "SELECT id, COALESCE(person_id, -1) FROM faces WHERE model = ? ORDER BY id",
-                (model,),
-            ).fetchall()
-            now = np.array(rows, dtype=np.int64).reshape(len(rows), 2)
-            ids, person = np.ascontiguousarray(now[:, 0]), np.ascontiguousarray(now[:, 1])
+        else:  # read every face again
+            ids, person = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        rows = self.db.conn.execute(
+            "SELECT id, COALESCE(person_id, -1) FROM faces WHERE model = ? AND id > ? ORDER BY id",
+            (model, int(ids[-1]) if len(ids) else -1),
+        ).fetchall()
+        if rows:
+            more = np.array(rows, dtype=np.int64).reshape(len(rows), 2)
+            ids = np.concatenate([ids, more[:, 0]])
+            person = np.concatenate([person, more[:, 1]])
         ids.flags.writeable = person.flags.writeable = False
         self._persons[model] = (revision, ids, person)
         return ids, person
@@ -113,14 +109,14 @@ class Faces:
             if revision != before or after < 0:
                 del self._persons[model]
                 continue
-            person = person.copy()
-            if moves:
+            if moves and len(ids):
                 faces = np.array([m[0] for m in moves], dtype=np.int64)
                 to = np.array([m[2] if m[2] > 0 else -1 for m in moves], dtype=np.int64)
-                at = np.minimum(np.searchsorted(ids, faces), max(len(ids) - 1, 0))
-                found = ids[at] == faces if len(ids) else np.zeros(len(faces), bool)
+                at = np.minimum(np.searchsorted(ids, faces), len(ids) - 1)
+                found = ids[at] == faces
+                person = person.copy()  # copied only when something moved: the kept one is shared
                 person[at[found]] = to[found]
-            person.flags.writeable = False
+                person.flags.writeable = False
             self._persons[model] = (after, ids, person)
 
     def _kept_faces(self, model: str, ids: np.ndarray) -> _Kept:

@@ -296,9 +296,9 @@ class _Index:
         return list(self.by_person.values())
 
     def move(self, c: sqlite3.Connection, moves: list[tuple[int, int, int]]) -> bool:
-        """Apply faces moved (face id, from person, to person; 0: none), as written by `c`'s
-        open transaction. False if this index cannot follow: a face kept from a clip (its
-        person's longest track would have to be found again)."""
+        """Apply faces moved (face id, from person, to person; 0: none), as committed (`c`
+        reads the database after them). False if this index cannot follow: a face kept from a
+        clip (its person's longest track would have to be found again)."""
         if not moves:
             return True
         rows: dict[int, tuple[int, bytes, bool]] = {}
