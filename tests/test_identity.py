@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from faced.people.cluster import cluster_faces
-from faced.people.identity import PeopleState, assign_people, place_new_faces, resolve
+from faced.people.identity import (
+    NearestMemo,
+    PeopleState,
+    assign_people,
+    place_new_faces,
+    resolve,
+)
 from faced.people.params import merge_threshold
 
 from .synthetic import params as default_params
@@ -147,3 +153,37 @@ def test_new_faces_are_placed_among_people_without_reclustering() -> None:
     )
     assert again[0] != person[new][0]
     assert again[1] == person[new][1] or again[1] == 0
+
+
+def test_faces_placed_again_with_the_memo_go_where_a_fresh_placement_sends_them() -> None:
+    rng = np.random.default_rng(5)
+    x, truth = people(rng, [40] * 30)
+    person = np.where(rng.random(len(x)) < 0.5, truth + 1, 0)  # half still wait
+    memo = NearestMemo()
+    outcomes = set()
+
+    def place(person: np.ndarray, *, memo: NearestMemo | None) -> np.ndarray:
+        waiting = np.flatnonzero(person == 0)
+        return place_new_faces(
+            x[waiting],
+            waiting + 1,
+            waiting + 1,  # a photo per face
+            x,
+            person,
+            np.arange(1, len(x) + 1),
+            PeopleState(),
+            lambda size: 0.33,  # strict: many faces wait, as in the daemon
+            memo=memo,
+            known_face_ids=np.arange(1, len(x) + 1),
+        )
+
+    for step in range(6):
+        placed = place(person, memo=memo)
+        assert placed.tolist() == place(person, memo=None).tolist(), step
+        outcomes |= {bool(p) for p in placed}
+        waiting = np.flatnonzero(person == 0)
+        person = person.copy()
+        person[waiting] = placed  # faces only gain a person: the memo holds
+        if step == 3:  # a face loses its person: the memo must not be used
+            person[np.flatnonzero(person > 0)[0]] = 0
+    assert outcomes == {True, False}

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import random
 
 import pytest
 
 from faced.publish.layout import (
     MAX_NAME_BYTES,
+    NAME_BY_FAMILY,
     LinkNamer,
     folder_names,
     link_names,
+    name_family,
     plan_layout,
     sanitize_name,
 )
@@ -110,6 +114,44 @@ def test_a_link_namer_names_as_link_names_and_notices_every_change() -> None:
     assert namer.names(7, grown) == link_names(grown)
     taken = frozenset({b"a.jpg"})
     assert namer.names(7, grown, taken) == link_names(grown, taken)
+
+
+def test_a_large_folder_renamed_family_by_family_gets_exactly_link_names() -> None:
+    # Names that collide in every way: case, a photo literally called "a (2).jpg", a user's
+    # file taking a name, photos without an extension, photos that move folder or name.
+    rng = random.Random(7)
+    bases = [b"a.jpg", b"A.JPG", b"a (2).jpg", b"a (2) (3).jpg", b"b.png", b"README", b".x.jpg"]
+    bases += [f"p{i}.jpg".encode() for i in range(40)]
+
+    def photo() -> bytes:
+        return b"/lib/%d/" % rng.randrange(30) + rng.choice(bases)
+
+    images = {i: photo() for i in range(NAME_BY_FAMILY + 200)}
+    taken = frozenset({b"a (3).jpg"})
+    namer = LinkNamer()
+    assert namer.names(5, images, taken) == link_names(images, taken)
+    next_id = len(images)
+    for _ in range(40):
+        images = dict(images)
+        for _ in range(rng.randrange(1, 6)):
+            move = rng.random()
+            if move < 0.4:
+                images[next_id] = photo()
+                next_id += 1
+            elif move < 0.7:
+                del images[rng.choice(list(images))]
+            else:
+                images[rng.choice(list(images))] = photo()
+        assert namer.names(5, images, taken) == link_names(images, taken)
+
+
+@pytest.mark.parametrize(
+    "name", [b"a.jpg", b"A (2).JPG", b"a (2) (10).jpg", b"a (x).jpg", b"README (3)", b"a.b (2).c"]
+)
+def test_a_name_is_of_the_family_of_the_file_name_it_was_made_from(name: bytes) -> None:
+    stem, ext = os.path.splitext(name)  # as link_names numbers a name
+    made = stem + b" (4)" + ext
+    assert name_family(made) == name_family(name)
 
 
 def test_signatures_kept_between_plans_are_what_a_fresh_plan_gives() -> None:

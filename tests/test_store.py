@@ -284,6 +284,34 @@ def test_the_persons_kept_in_the_face_table_follow_every_writer(tmp_path: Path) 
             store.faces.table("m").person_id[0] = 7
 
 
+def test_the_unknown_photos_kept_between_calls_follow_every_writer(tmp_path: Path) -> None:
+    def fresh() -> dict[int, bytes]:
+        with Store(tmp_path, exclusive=False) as other:
+            return other.people.unknown_images()
+
+    with Store(tmp_path) as store:
+        store.images.record(result(b"/p/a", "a", 2), match=same_faces)
+        store.images.record(result(b"/p/b", "b", 1), match=same_faces)
+        assert store.people.unknown_images() == fresh() == {1: b"/p/a", 2: b"/p/b"}  # kept
+        t = store.faces.table("m")
+        none = np.zeros(len(t), np.int64)
+        store.people.apply_assignment(t.face_id, none, [np.array([0, 2])], none)
+        assert store.people.unknown_images() == fresh() == {1: b"/p/a"}  # one face of a left
+        store.images.record(result(b"/p/c", "c", 1), match=same_faces)  # a new face, nobody's
+        assert store.people.unknown_images() == fresh() == {1: b"/p/a", 3: b"/p/c"}
+        t = store.faces.table("m")
+        placed = t.person_id.copy()
+        placed[1] = placed[0]  # a's second face joins, c's face is placed too
+        placed[3] = placed[0]
+        store.people.apply_assignment(t.face_id, placed, [], t.person_id)
+        assert store.people.unknown_images() == fresh() == {}
+        with Store(tmp_path, exclusive=False) as other:  # another connection rejects a face
+            other.people.reject_face(4, int(placed[0]))
+        assert store.people.unknown_images() == fresh() == {3: b"/p/c"}
+        store.images.move(b"/p/c", b"/p/d")
+        assert store.people.unknown_images() == fresh() == {3: b"/p/d"}
+
+
 def test_a_changed_folder_writes_only_its_changed_links(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         many = {b"%d.jpg" % i: i for i in range(1000)}

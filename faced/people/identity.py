@@ -15,7 +15,7 @@ user rejected one of its faces there. People with folders are never merged autom
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -157,6 +157,37 @@ def _fold_provisional(
     return folded
 
 
+class NearestMemo:
+    """What `place_new_faces` found of the faces it could not place, kept by the caller for
+    its next call: the daemon places every waiting face again at each refresh, and among a
+    million faces a face costs a pass over all of them.
+
+    For each face left unplaced: its nearest faces that had a person (indices into the known
+    arrays, distances, nearest first). While faces only gain a person (as placements give),
+    the nearest faces with a person now are among those, or among the faces that gained one
+    since: only those are measured again. Anything else (a face that lost or changed its
+    person, faces gone) and the memo is not used: every face is measured afresh."""
+
+    def __init__(self) -> None:
+        self.face_ids = np.empty(0, np.int64)  # the known faces' ids then
+        self.person = np.empty(0, np.int64)  # and their persons
+        self.rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # face id -> nearest
+
+    def gained(self, face_ids: np.ndarray, person: np.ndarray) -> np.ndarray | None:
+        """Indices of the known faces that gained a person since the memo was made (faces
+        added since included), or None if it does not hold for these faces."""
+        n = len(self.face_ids)
+        if not self.rows or n > len(face_ids) or not np.array_equal(face_ids[:n], self.face_ids):
+            return None
+        then = np.zeros(len(face_ids), np.int64)
+        then[:n] = self.person
+        if ((then > 0) & (person != then)).any():
+            return None
+        gained = np.flatnonzero((person > 0) & (then <= 0))
+        # Most faces gaining a person is a re-cluster's doing: measuring afresh is as cheap.
+        return gained if len(gained) * 4 <= len(face_ids) else None
+
+
 def place_new_faces(
     new: np.ndarray,
     new_face_ids: np.ndarray,
@@ -170,6 +201,8 @@ def place_new_faces(
     one_face_per_photo: bool = True,
     k: int = 5,
     chunk: int = 64,
+    memo: NearestMemo | None = None,
+    known_face_ids: np.ndarray | None = None,
 ) -> np.ndarray:
     """Place new faces among existing people without re-clustering (milliseconds).
 
@@ -181,52 +214,94 @@ def place_new_faces(
     (`known_person` > 0; any others in the arrays are passed over, so a caller need not copy
     out the faces that have one). New faces placed in the same call do not vouch for each
     other, and distances are computed a few new faces at a time (`chunk`, fewer among many
-    faces), so memory stays bounded.
+    faces), so memory stays bounded. With `memo` (and the known faces' ids), what was found
+    of faces left waiting is kept there, and a face met again is measured only against the
+    faces that gained a person since (NearestMemo).
     """
     out = np.zeros(len(new), dtype=np.int64)
     if len(new) == 0 or len(known) == 0:
         return out
-    nobody = known_person <= 0
-    chunk = max(1, min(chunk, (1 << 24) // len(known)))  # at most 64 MB of distances
-    people, inverse, sizes = np.unique(known_person, return_inverse=True, return_counts=True)
+    has_person = known_person > 0
+    sizes = np.bincount(known_person[has_person]) if has_person.any() else np.zeros(1, np.int64)
     # Who is already in the photos of the new faces (only those photos can refuse one).
     mine = np.isin(known_image_ids, new_image_ids)
     taken = {
         (int(i), int(p)) for i, p in zip(known_image_ids[mine], known_person[mine], strict=True)
     }
-    known_sq = np.einsum("ij,ij->i", known, known)
-    known_sq[nobody] = np.inf  # faces of nobody come out infinitely far, at no extra cost
     nearest = min(k * 20, len(known))  # the nearest faces decide; far ones cannot
-    for start in range(0, len(new), chunk):
-        block = new[start : start + chunk]
-        # Squared distances through one matrix product: block x known, in float32.
-        d2 = np.sum(block**2, axis=1)[:, None] + known_sq[None, :] - 2.0 * block @ known.T
-        dist = np.sqrt(np.maximum(d2, 0.0))
-        for offset in range(len(block)):
-            row = start + offset
-            order = np.argpartition(dist[offset], nearest - 1)[:nearest]
-            order = order[np.argsort(dist[offset, order])]
-            seen: dict[int, int] = {}  # person index -> faces counted (at most k, nearest first)
-            sums: dict[int, float] = {}
-            for j in order:
-                p = int(inverse[j])
-                if seen.get(p, 0) < k:
-                    seen[p] = seen.get(p, 0) + 1
-                    sums[p] = sums.get(p, 0.0) + float(dist[offset, j])
-            for p in sorted(seen, key=lambda p: sums[p] / seen[p]):
-                person = int(people[p])
-                if person <= 0:  # faces of nobody, set infinitely far: no candidate after them
-                    break
-                if sums[p] / seen[p] > threshold(int(sizes[p])):
-                    break
-                if (int(new_face_ids[row]), person) in state.rejections:
-                    continue
-                if one_face_per_photo and (int(new_image_ids[row]), person) in taken:
-                    continue
-                out[row] = person
-                taken.add((int(new_image_ids[row]), person))
+    gained = (
+        memo.gained(known_face_ids, known_person)
+        if memo is not None and known_face_ids is not None
+        else None
+    )
+    found: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0, np.int64), np.empty(0))] * len(new)
+    kept = memo.rows if memo is not None and gained is not None else {}
+    again = [r for r in range(len(new)) if int(new_face_ids[r]) in kept]
+    afresh = sorted(set(range(len(new))) - set(again))
+    if again and gained is not None:
+        ref = known[gained]
+        for rows, dist in _distances(new, again, ref, np.einsum("ij,ij->i", ref, ref), chunk):
+            for offset, row in enumerate(rows):
+                idx, d = kept[int(new_face_ids[row])]
+                both = np.concatenate([idx, gained]), np.concatenate([d, dist[offset]])
+                found[row] = _nearest(*both, nearest)
+    if afresh:
+        every = np.arange(len(known))
+        known_sq = np.einsum("ij,ij->i", known, known)
+        known_sq[~has_person] = np.inf  # faces of nobody come out infinitely far, at no cost
+        for rows, dist in _distances(new, afresh, known, known_sq, chunk):
+            for offset, row in enumerate(rows):
+                found[row] = _nearest(every, dist[offset], nearest)
+    for row, (idx, dist) in enumerate(found):
+        seen: dict[int, int] = {}  # person -> faces counted (at most k, nearest first)
+        sums: dict[int, float] = {}
+        for j, d in zip(idx.tolist(), dist.tolist(), strict=True):
+            p = int(known_person[j])
+            if seen.get(p, 0) < k:
+                seen[p] = seen.get(p, 0) + 1
+                sums[p] = sums.get(p, 0.0) + d
+        for person in sorted(seen, key=lambda p: sums[p] / seen[p]):
+            if sums[person] / seen[person] > threshold(int(sizes[person])):
                 break
+            if (int(new_face_ids[row]), person) in state.rejections:
+                continue
+            if one_face_per_photo and (int(new_image_ids[row]), person) in taken:
+                continue
+            out[row] = person
+            taken.add((int(new_image_ids[row]), person))
+            break
+    if memo is not None and known_face_ids is not None:
+        memo.face_ids = known_face_ids
+        memo.person = known_person.copy()
+        memo.rows = {int(new_face_ids[r]): found[r] for r in range(len(new)) if out[r] == 0}
     return out
+
+
+def _distances(
+    new: np.ndarray, rows: list[int], ref: np.ndarray, ref_sq: np.ndarray, chunk: int
+) -> Iterator[tuple[list[int], np.ndarray]]:
+    """Distances from the new faces `rows` to the faces `ref` (`ref_sq`: their squared norms;
+    infinite for a face to pass over), a few rows at a time (at most 64 MB of distances):
+    (those rows, their distances)."""
+    chunk = max(1, min(chunk, (1 << 24) // max(1, len(ref))))
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        block = new[part]
+        # Squared distances through one matrix product: block x known, in float32.
+        d2 = np.sum(block**2, axis=1)[:, None] + ref_sq[None, :] - 2.0 * block @ ref.T
+        yield part, np.sqrt(np.maximum(d2, 0.0))
+
+
+def _nearest(idx: np.ndarray, dist: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `n` nearest of faces `idx` at distances `dist`, nearest first; none infinitely
+    far (a face of nobody)."""
+    if len(idx) > n:
+        keep = np.argpartition(dist, n - 1)[:n]
+        idx, dist = idx[keep], dist[keep]
+    order = np.argsort(dist, kind="stable")
+    idx, dist = idx[order], dist[order]
+    finite = np.isfinite(dist)
+    return (idx, dist) if finite.all() else (idx[finite], dist[finite])
 
 
 def same_faces(

@@ -23,7 +23,13 @@ import numpy as np
 from faced.config import Config
 from faced.errors import PublishError
 from faced.faces.backends import model_name
-from faced.people.identity import PeopleState, assign_people, place_new_faces, same_faces
+from faced.people.identity import (
+    NearestMemo,
+    PeopleState,
+    assign_people,
+    place_new_faces,
+    same_faces,
+)
 from faced.pipeline.edits import take_user_edits
 from faced.pipeline.planner import ScanPlan, ScanPlanner
 from faced.pipeline.policy import ReclusterPolicy
@@ -31,7 +37,7 @@ from faced.pipeline.recover import adopt, foreign_folders, repair_markers
 from faced.pipeline.rules import cluster_params, folder_rule
 from faced.publish.folders import Publisher
 from faced.publish.layout import LinkNamer, plan_layout
-from faced.publish.observe import Stamp, Surveyor
+from faced.publish.observe import Stamp, Survey, Surveyor
 from faced.publish.owner import Owner, claim
 from faced.records import EncodeResult, crash_reason, crashes
 from faced.store import MetaKey, Store
@@ -113,6 +119,10 @@ class Library:
         # while both hold, a refresh has nothing to take in and nothing to write.
         self._settled: tuple[tuple[int, int], Stamp | None] | None = None
         self.namer = LinkNamer()  # link names of unchanged folders, kept between publishes
+        self.nearest = NearestMemo()  # what the placement found of the faces still waiting
+        self.publisher = Publisher(
+            cfg.output, store.faces.thumbs, cfg.publish.montage_tile, self.state
+        )  # where large folders' links point, kept between publishes
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -175,8 +185,12 @@ class Library:
         self.reread.log_once()
         with self._writing_people_dir():
             self.claim_people_dir()
-            repair_markers(self.store, self.cfg.output, self.state, self.survey())
-            edits = take_user_edits(self.store, self.cfg, self.survey().ours)
+            # Each survey call stats every folder: the folder is surveyed again only after
+            # faced wrote into it, and once more to publish (clustering takes time).
+            found = self.survey()
+            if repair_markers(self.store, self.cfg.output, self.state, found):
+                found = self.survey()
+            edits = take_user_edits(self.store, self.cfg, found.ours)
         examined = self.survey.read_at  # the folder as the user's edits were looked for
         report.renamed, report.rejected = edits.renamed, edits.rejected
         force = force or edits.assigned > 0
@@ -191,14 +205,14 @@ class Library:
             self.policy.clustered()
             report.clustered = True
         with self._writing_people_dir():
-            adopt(
-                self.store, self.cfg.output, self.state, foreign_folders(self.store, self.survey())
-            )
-            self.publish()
+            found = self.survey()
+            if adopt(self.store, self.cfg.output, self.state, foreign_folders(self.store, found)):
+                found = self.survey()
+            wrote = self.publish(found)
         # Settled only if nothing was written into the people folder since the edits were
         # looked for (by faced or the user): otherwise the next refresh looks again.
-        now = self._now()
-        self._settled = now if now[1] is not None and now[1] == examined else None
+        now = None if wrote else self._now()
+        self._settled = now if now and now[1] is not None and now[1] == examined else None
         report.seconds = time.monotonic() - t0
         return report
 
@@ -250,6 +264,8 @@ class Library:
             self.decisions(),
             lambda size: strict,
             one_face_per_photo=c.one_face_per_photo,
+            memo=self.nearest,
+            known_face_ids=table.face_id,
         )
         if (table.track_id[new] >= 0).any():
             # A track's faces go together (where most of them went), or wait together.
@@ -277,6 +293,7 @@ class Library:
         from faced.people.cluster import cluster_faces
 
         report = report or RefreshReport()
+        self.nearest = NearestMemo()  # everyone may move: what it found holds no longer
         c = self.cfg.clustering
         table = self.store.faces.table(self.model)
         apart = (
@@ -300,10 +317,10 @@ class Library:
         )
         return report
 
-    def publish(self) -> int:
-        """Write the people folder from the store. Returns the number of person folders."""
+    def publish(self, found: Survey) -> int:
+        """Write the people folder from the store, as surveyed in `found`. Returns how many
+        folders were written into (0: the people folder was left as it was)."""
         p = self.cfg.publish
-        found = self.survey()
         seen = found.ours
         plans = plan_layout(
             self.store.people.entries(),
@@ -315,7 +332,6 @@ class Library:
             user_folders=found.user_folders,
             namer=self.namer,
         )
-        publisher = Publisher(self.cfg.output, self.store.faces.thumbs, p.montage_tile, self.state)
-        applied = publisher.apply(plans, self.store.published.folders(), seen)
+        applied = self.publisher.apply(plans, self.store.published.folders(), seen)
         self.store.published.save(applied, {pl.person_id: pl.links for pl in plans})
-        return len(plans) - 1
+        return self.publisher.wrote

@@ -28,9 +28,9 @@ from faced.store import Store
 log = logging.getLogger(__name__)
 
 
-def repair_markers(store: Store, people_dir: Path, state: str, found: Survey) -> None:
+def repair_markers(store: Store, people_dir: Path, state: str, found: Survey) -> int:
     """Give the folders this state published a complete marker again (`found`: the people
-    folder's survey now)."""
+    folder's survey now). Returns how many markers were written."""
     published = store.published.folders()
     links: dict[int, dict[bytes, int]] | None = None  # read only if a marker needs writing
 
@@ -40,15 +40,19 @@ def repair_markers(store: Store, people_dir: Path, state: str, found: Survey) ->
         return frozenset(links.get(pid, {}))
 
     ours = found.ours
+    written = 0
     for pid, (folder, _) in published.items():
         path = people_dir / folder
         seen = ours.get(pid)
         if seen is None and path.is_dir() and not path.is_symlink() and read_marker(path) is None:
             log.warning("%s had lost its hidden marker; re-created", path)
             write_marker(path, Marker(pid, state, made(pid)))
+            written += 1
         elif seen is not None and seen.marker.state is None and seen.folder == folder:
             marker = Marker(pid, state, made(pid), seen.marker.montage)
             write_marker(people_dir / seen.folder, marker)
+            written += 1
+    return written
 
 
 def foreign_folders(store: Store, found: Survey) -> list[SeenFolder]:

@@ -22,7 +22,8 @@ import errno
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -60,8 +61,31 @@ def exchange(a: Path, b: Path) -> None:
         raise OSError(err, os.strerror(err))
 
 
+# Folders with at least this many links keep in memory where their links point (_Wrote):
+# updating one in place then reads back and resolves only what changed.
+KEEP_TARGETS = 1000
+
+
+@dataclass(frozen=True)
+class _Wrote:
+    """A folder as faced last wrote it: its name, its mtime just after (ns), the plan's links
+    and photos, and where each link points. While the folder's mtime is that one, nobody has
+    added, removed or replaced an entry in it since (the survey finds which links are still
+    there); only a link the user replaced within the same clock tick as faced's last write
+    could point elsewhere, and it would stay faced's link, pointing where the user made it."""
+
+    folder: str
+    mtime_ns: int
+    links: dict[bytes, int]
+    targets: dict[int, bytes]
+    points: dict[bytes, bytes]
+
+
 class Publisher:
-    """Applies plans to one PEOPLE_DIR for one state. `thumbs` returns JPEG crops by face id."""
+    """Applies plans to one PEOPLE_DIR for one state. `thumbs` returns JPEG crops by face id.
+
+    Kept for the life of a library (it remembers where the links of large folders point, so
+    that a photo joining a folder of 100,000 is one symlink, not 100,000 read back)."""
 
     def __init__(
         self,
@@ -75,6 +99,10 @@ class Publisher:
         self.thumbs = thumbs
         self.tile = tile
         self.state = state
+        # Where the links of each large folder point, as faced last wrote them (see _Wrote).
+        self._wrote: dict[int, _Wrote] = {}
+        self._written: dict[bytes, bytes] | None = None  # where the last folder written points
+        self.wrote = 0  # folders written into or taken out by the last apply
 
     def apply(
         self,
@@ -90,11 +118,13 @@ class Publisher:
         and that is still on disk is left alone.
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        self.wrote = int(os.path.lexists(self.staging))  # cleared below: a write
         self._clear_staging(published)
         planned = {p.person_id for p in plans}
         for person_id, folder in seen.items():
             if person_id not in planned and not folder.hidden:
                 remove_ours(self.root / folder.folder)
+                self.wrote += 1
         result: dict[int, tuple[str, str]] = {}
         for plan in plans:
             sig = plan.signature()
@@ -106,8 +136,15 @@ class Publisher:
             ):
                 result[plan.person_id] = (plan.folder, sig)
                 continue
+            self._written = None
+            self.wrote += 1  # tried: even a refused folder may have moved a staging entry
             if self._write(plan, current):
                 result[plan.person_id] = (plan.folder, sig)
+                self._kept_written(plan)
+            else:
+                self._wrote.pop(plan.person_id, None)
+        for gone in self._wrote.keys() - planned:
+            del self._wrote[gone]
         with contextlib.suppress(OSError):
             self.staging.rmdir()
         return result
@@ -172,7 +209,8 @@ class Publisher:
         return True
 
     def _fill(self, build: Path, plan: FolderPlan, final: Path) -> None:
-        for name, dest in link_targets(plan, final).items():
+        self._written = link_targets(plan, final)
+        for name, dest in self._written.items():
             os.symlink(dest, os.path.join(os.fsencode(build), name))
         montage = bool(plan.montage_faces) and write_montage(
             build / MONTAGE, list(plan.montage_faces), self.thumbs, self.tile
@@ -195,9 +233,9 @@ class Publisher:
         if not marker.montage and (self.root / current.folder / MONTAGE).exists():
             return False  # a montage.jpg of the user's: the rebuild gives faced's another name
         folder = self.root / current.folder
-        want = link_targets(plan, folder)
         path = os.fsencode(folder)
-        stale = {n for n in current.links & want.keys() if _points(path, n) != want[n]}
+        want, points = self._points(plan, current, folder)
+        stale = {n for n in current.links & want.keys() if points(n) != want[n]}
         leaving = (current.links - want.keys()) | stale
         coming = (want.keys() - current.links) | stale
         if len(leaving) + len(coming) > max(IN_PLACE_MIN, len(want) // 2):
@@ -228,8 +266,48 @@ class Publisher:
                     (folder / MONTAGE).unlink()
         done = Marker(plan.person_id, self.state, frozenset(want), montage, plan.montage_faces)
         write_marker(folder, done)
+        self._written = want
         log.debug("updated %s in place (+%d -%d)", plan.folder, len(coming), len(leaving))
         return True
+
+    def _points(
+        self, plan: FolderPlan, current: SeenFolder, folder: Path
+    ) -> tuple[dict[bytes, bytes], Callable[[bytes], bytes | None]]:
+        """Where each link of `plan` must point, and where a link now in the folder points.
+        From what faced wrote last (`_Wrote`) while the folder is as it left it: then only
+        the links of photos that came or moved are resolved, and none is read back."""
+        path = os.fsencode(folder)
+        kept = self._wrote.get(plan.person_id)
+        try:
+            mtime = os.lstat(path).st_mtime_ns
+        except OSError:
+            kept = None
+        if kept is None or kept.folder != current.folder or kept.mtime_ns != mtime:
+            return link_targets(plan, folder), lambda name: _points(path, name)
+        if kept.links is plan.links and kept.targets is plan.targets:
+            want = kept.points
+        else:
+            redo = {name for name, _ in plan.links.items() - kept.links.items()}
+            moved = {i for i, _ in plan.targets.items() - kept.targets.items() if i in kept.targets}
+            if moved:  # a photo renamed or moved, kept under its link name
+                redo |= {name for name, i in plan.links.items() if i in moved}
+            want = {n: t for n, t in kept.points.items() if n in plan.links and n not in redo}
+            want.update(link_targets(plan, folder, redo))
+        known = kept.points
+        return want, lambda name: known[name] if name in known else _points(path, name)
+
+    def _kept_written(self, plan: FolderPlan) -> None:
+        """Remember where a large folder's links point now that `plan` is on disk."""
+        self._wrote.pop(plan.person_id, None)
+        if len(plan.links) < KEEP_TARGETS:
+            return
+        folder = self.root / plan.folder
+        try:
+            mtime = os.lstat(folder).st_mtime_ns
+        except OSError:
+            return
+        want = self._written if self._written is not None else link_targets(plan, folder)
+        self._wrote[plan.person_id] = _Wrote(plan.folder, mtime, plan.links, plan.targets, want)
 
     def _rescue(self, path: Path) -> None:
         """Move something that is not faced's out of the staging area, into view."""
@@ -238,15 +316,18 @@ class Publisher:
         os.rename(path, dest)
 
 
-def link_targets(plan: FolderPlan, folder: Path) -> dict[bytes, bytes]:
-    """Each link of `plan` -> what it holds: the photo's path relative to `folder`, both with
-    their folders' symlinks resolved. Resolved once per photo folder, not once per photo: a
-    person seen in 100,000 photos from a few folders costs a few realpath calls."""
+def link_targets(
+    plan: FolderPlan, folder: Path, names: Iterable[bytes] | None = None
+) -> dict[bytes, bytes]:
+    """Each link of `plan` (or those of `names`) -> what it holds: the photo's path relative
+    to `folder`, both with their folders' symlinks resolved. Resolved once per photo folder,
+    not once per photo: a person seen in 100,000 photos from a few folders costs a few
+    realpath calls."""
     base = os.path.realpath(os.fsencode(folder))
     relative: dict[bytes, bytes] = {}
     out: dict[bytes, bytes] = {}
-    for name, image_id in plan.links.items():
-        where, photo = os.path.split(plan.targets[image_id])
+    for name in plan.links if names is None else names:
+        where, photo = os.path.split(plan.targets[plan.links[name]])
         if where not in relative:
             relative[where] = os.fsencode(os.path.relpath(os.path.realpath(where), base))
         out[name] = os.path.join(relative[where], photo)

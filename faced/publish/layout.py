@@ -111,13 +111,13 @@ def link_names(images: dict[int, bytes], taken: frozenset[bytes] = frozenset()) 
     a name in `taken` (the user's own files in the folder: theirs stay, faced's link moves).
 
     Deterministic: photos are numbered in path order, so the same set gives the same names.
+    Names are compared ignoring ASCII case (Samba and macOS clients do), so two photos whose
+    names differ only in case are told apart too.
     """
     out: dict[bytes, int] = {}
     used = {n.encode() for n in RESERVED} | {n.lower() for n in taken}
     for image_id, path in sorted(images.items(), key=lambda kv: (kv[1], kv[0])):
-        base = os.path.basename(path) or b"photo"
-        if base.startswith(b"."):
-            base = b"_" + base[1:]  # a hidden link would be invisible in a file manager
+        base = _base(path)
         stem, ext = os.path.splitext(base)
         name, n = base, 1
         while name.lower() in used:
@@ -128,17 +128,60 @@ def link_names(images: dict[int, bytes], taken: frozenset[bytes] = frozenset()) 
     return out
 
 
+def _base(path: bytes) -> bytes:
+    """The link name a photo asks for first: its file name, never hidden."""
+    base = os.path.basename(path) or b"photo"
+    if base.startswith(b"."):
+        base = b"_" + base[1:]  # a hidden link would be invisible in a file manager
+    return base
+
+
+_NUMBERED = re.compile(rb"(?: \(\d+\))+$")
+
+
+def name_family(name: bytes) -> bytes:
+    """The family of a link name: lowered, with every " (n)" suffix of its stem taken off.
+
+    Every name link_names tries for a photo ("a.jpg", "a (2).jpg", ...) is of its file name's
+    family, and two names that collide (equal, ignoring case) are of one family; so link_names
+    names each family alone, and a change to some photos renames only within their families.
+    """
+    low = name.lower()
+    dot = low.rfind(b".")
+    if low.startswith(b"."):
+        stem, ext = os.path.splitext(low)
+    else:  # os.path.splitext, without its cost (this runs for every link of a large folder)
+        stem, ext = (low[:dot], low[dot:]) if dot > 0 else (low, b"")
+    return _NUMBERED.sub(b"", stem) + ext if stem.endswith(b")") else stem + ext
+
+
+# Folders with at least this many photos are named again family by family when they change;
+# smaller ones whole (as cheap, and no index of families is kept for them).
+NAME_BY_FAMILY = 1000
+
+
+@dataclass
+class _Named:
+    """The names a folder got at the last call, and what they were given for."""
+
+    images: dict[int, bytes]
+    taken: frozenset[bytes]
+    names: dict[bytes, int]
+    families: dict[bytes, list[bytes]] | None = None  # family -> its names (large folders)
+
+
 class LinkNamer:
-    """link_names with a memory: a folder whose photos and user files are what they were at
+    """link_names with a memory. A folder whose photos and user files are what they were at
     the last call keeps the names it got then, found by one dict comparison instead of naming
-    every photo again (most folders are unchanged at each refresh of a large library); and
-    an unchanged folder's plan keeps its signature (`signed`).
+    every photo again (most folders are unchanged at each refresh of a large library); a
+    large folder where a few photos came or went is named again only in the families of those
+    photos (name_family); and an unchanged folder's plan keeps its signature (`signed`).
 
     Pure still: the names are exactly link_names' and the signatures FolderPlan's; only the
     work is saved."""
 
     def __init__(self) -> None:
-        self._last: dict[int, tuple[dict[int, bytes], frozenset[bytes], dict[bytes, int]]] = {}
+        self._last: dict[int, _Named] = {}
         self._signed: dict[int, FolderPlan] = {}
 
     def names(
@@ -146,12 +189,19 @@ class LinkNamer:
     ) -> dict[bytes, int]:
         """link_names(images, taken), for the folder of person `folder`."""
         last = self._last.get(folder)
-        # The same photos are most often the very same dict (the store keeps unchanged
-        # people's entries): told at once, without comparing every photo.
-        if last is not None and last[1] == taken and (last[0] is images or last[0] == images):
-            return last[2]
+        if last is not None and last.taken == taken:
+            # The same photos are most often the very same dict (the store keeps unchanged
+            # people's entries): told at once, without comparing every photo.
+            if last.images is images or last.images == images:
+                return last.names
+            if len(images) >= NAME_BY_FAMILY and len(last.images) >= NAME_BY_FAMILY:
+                out = _renamed(last, images)
+                self._last[folder] = _Named(images, taken, out, last.families)
+                return out
         out = link_names(images, taken)
-        self._last[folder] = (images, taken, out)
+        named = self._last[folder] = _Named(images, taken, out)
+        if len(images) >= NAME_BY_FAMILY:
+            named.families = _families(out)  # now, not at the first change to name
         return out
 
     def signed(self, plan: FolderPlan) -> FolderPlan:
@@ -184,6 +234,43 @@ class LinkNamer:
             del self._last[gone]
         for gone in self._signed.keys() - folders:
             del self._signed[gone]
+
+
+def _families(names: dict[bytes, int]) -> dict[bytes, list[bytes]]:
+    """The names of each family (name_family) among `names`."""
+    out: dict[bytes, list[bytes]] = {}
+    for name in names:
+        out.setdefault(name_family(name), []).append(name)
+    return out
+
+
+def _renamed(last: _Named, images: dict[int, bytes]) -> dict[bytes, int]:
+    """link_names(images, last.taken), given the names `last` gave: only the families of the
+    photos that came, went or moved are named again. Brings `last.families` up to date (it
+    becomes the new call's)."""
+    if last.families is None:
+        last.families = _families(last.names)
+    families = last.families
+    came = images.items() - last.images.items()  # new photos, and moved ones at their new path
+    went = last.images.items() - images.items()  # gone photos, and moved ones at their old path
+    members: dict[bytes, set[int]] = {}
+    for family in {name_family(_base(p)) for _, p in came} | {
+        name_family(_base(p)) for _, p in went
+    }:
+        members[family] = {last.names[n] for n in families.get(family, ())}
+    for image_id, path in went:
+        members[name_family(_base(path))].discard(image_id)
+    for image_id, path in came:
+        members[name_family(_base(path))].add(image_id)
+    out = dict(last.names)
+    for family, ids in members.items():
+        for name in families.pop(family, ()):
+            del out[name]
+        named = link_names({i: images[i] for i in ids}, last.taken)
+        out.update(named)
+        if named:
+            families[family] = list(named)
+    return out
 
 
 def pick_montage(face_ids: tuple[int, ...], count: int) -> tuple[int, ...]:

@@ -50,6 +50,7 @@ class People:
         # triggers move (schema 7) is the one it was built or last brought up to date at:
         # `apply_assignment` updates it from the faces it moves; any other change drops it.
         self._index: _Index | None = None
+        self._unknown: _Unknown | None = None  # the photos with a face of nobody, kept alike
 
     def merges(self) -> dict[int, int]:
         """Merged person -> the person it was merged into."""
@@ -116,14 +117,21 @@ class People:
         date with faces moved from one person to another (0: none), once committed. Each moved
         face moved the revision by one: kept state read at the revision before them holds."""
         index, self._index = self._index, None
+        unknown, self._unknown = self._unknown, None
         if self.db.batched:
             self._moved([], -1, -1)  # a batch may still roll back: nothing kept holds
             return
         c = self.db.conn
         now = self.db.revision()
         self._moved(moves, now - len(moves), now)
-        if index is None or index.revision != now - len(moves) or len(moves) > FOLLOWED_MOVES:
-            return  # something else changed meanwhile; or reading afresh is cheaper
+        if len(moves) > FOLLOWED_MOVES:
+            return  # reading afresh is cheaper
+        if unknown is not None and unknown.revision == now - len(moves):
+            unknown.move(c, moves)
+            unknown.revision = now
+            self._unknown = unknown
+        if index is None or index.revision != now - len(moves):
+            return  # something else changed meanwhile
         if index.move(c, moves):
             index.revision = now
             self._index = index
@@ -165,12 +173,16 @@ class People:
         ]
 
     def unknown_images(self) -> dict[int, bytes]:
-        """Photos holding at least one face that belongs to nobody."""
-        rows = self.db.conn.execute(
-            "SELECT DISTINCT i.id, i.path FROM faces f JOIN images i ON i.id = f.image_id"
-            " WHERE f.person_id IS NULL"
-        )
-        return {r[0]: bytes(r[1]) for r in rows}
+        """Photos holding at least one face that belongs to nobody (a new dict each call).
+
+        Kept between calls like the entries: while the revision holds, only faces added since
+        (a new face has nobody, and does not move the revision) are read; assignments are
+        followed (`_follow`)."""
+        now = self.db.revision()
+        if self._unknown is None or self._unknown.revision != now:
+            self._unknown = _Unknown(now)
+        self._unknown.catch_up(self.db.conn)
+        return dict(self._unknown.images)
 
     def live(self, person_id: int) -> bool:
         """True if `person_id` is a person not retired (nor merged into another)."""
@@ -283,6 +295,50 @@ class People:
                     (face_id, instead_of),
                 )
             c.execute("UPDATE faces SET person_id = ? WHERE id = ?", (person_id, face_id))
+
+
+class _Unknown:
+    """The photos with a face of nobody, kept between reads: faces are numbered in the order
+    they were added (AUTOINCREMENT), so those added since are the ones above `seen`; faces
+    only leave with their photo, which moves the revision."""
+
+    def __init__(self, revision: int) -> None:
+        self.revision = revision
+        self.images: dict[int, bytes] = {}
+        self.seen = 0  # the highest face id read
+
+    def catch_up(self, c: sqlite3.Connection) -> None:
+        """Take in the faces added since the last read (all of them, at the first)."""
+        top = c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'faces'").fetchone()
+        top = int(top[0]) if top else 0
+        if top <= self.seen:
+            return
+        rows = c.execute(
+            "SELECT DISTINCT i.id, i.path FROM faces f JOIN images i ON i.id = f.image_id"
+            " WHERE f.person_id IS NULL AND f.id > ? AND f.id <= ?",
+            (self.seen, top),
+        )
+        self.images.update((r[0], bytes(r[1])) for r in rows)
+        self.seen = top
+
+    def move(self, c: sqlite3.Connection, moves: list[tuple[int, int, int]]) -> None:
+        """Apply faces moved (face id, from person, to person; 0: none), as committed."""
+        self.catch_up(c)  # faces added before the moves, as they are now
+        for face, old, new in moves:
+            if old and new:
+                continue
+            row = c.execute(
+                "SELECT i.id, i.path, EXISTS (SELECT 1 FROM faces g WHERE g.image_id = i.id"
+                " AND g.person_id IS NULL) FROM faces f JOIN images i ON i.id = f.image_id"
+                " WHERE f.id = ?",
+                (face,),
+            ).fetchone()
+            if row is None:
+                continue
+            if row[2]:
+                self.images[row[0]] = bytes(row[1])
+            else:
+                self.images.pop(row[0], None)
 
 
 class _Index:
