@@ -151,12 +151,14 @@ def _seen(entry: os.DirEntry[str], marker: Marker) -> SeenFolder:
     read after every change to it)."""
     links, user_links, user_names = set(), {}, set()
     listed, leaving = marker.links, marker.leaving
+    odd = False
     for e in os.scandir(os.fsencode(entry.path)):
         name = e.name
         link = e.is_symlink()
         if name == _MARKER or (name == _MONTAGE and marker.montage):
             if link:
                 links.add(name)
+                odd = True  # a symlink in place of the marker or montage: not a listed link
             continue
         if link and name != _MONTAGE and (listed is None or name in listed or name in leaving):
             links.add(name)
@@ -164,8 +166,15 @@ def _seen(entry: os.DirEntry[str], marker: Marker) -> SeenFolder:
         user_names.add(name)
         if link:
             user_links[name] = os.path.realpath(e.path)
+    # Most often every link the marker lists is there: the marker's own set, not a copy.
+    same = listed is not None and not leaving and not odd and len(links) == len(listed)
     return SeenFolder(
-        marker.person_id, entry.name, frozenset(links), marker, user_links, frozenset(user_names)
+        marker.person_id,
+        entry.name,
+        listed if same and listed is not None else frozenset(links),
+        marker,
+        user_links,
+        frozenset(user_names),
     )
 
 

@@ -20,6 +20,50 @@ _TRACK_OF_FACE = "CASE WHEN track IS NULL THEN -1 ELSE image_id * 1000000 + trac
 _Kept = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
+class _Columns:
+    """The kept arrays of faces (ids, photo ids, weak, descriptors, track ids) with room to
+    grow: faces added are written into spare room at the end, instead of every descriptor
+    being copied into a new array at each refresh (512 MB at a million faces). Handed out as
+    read-only views of the first `n` rows, which later appends never change."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.columns: _Kept = (
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0, bool),
+            np.zeros((0, 128), np.float32),
+            np.zeros(0, np.int64),
+        )
+
+    def view(self) -> _Kept:
+        out = tuple(c[: self.n] for c in self.columns)
+        for array in out:  # handed out as they are (FaceTable): nobody may change them
+            array.flags.writeable = False
+        return out  # type: ignore[return-value]
+
+    def append(self, more: _Kept) -> _Kept:
+        m = len(more[0])
+        if self.n + m > len(self.columns[0]):
+            room = max(self.n + m, len(self.columns[0]) * 5 // 4 + 1024)
+            grown = []
+            for old in self.columns:
+                c = np.zeros((room, *old.shape[1:]), old.dtype)
+                c[: self.n] = old[: self.n]
+                grown.append(c)
+            self.columns = tuple(grown)  # type: ignore[assignment]
+        for column, new in zip(self.columns, more, strict=True):
+            column[self.n : self.n + m] = new
+        self.n += m
+        return self.view()
+
+    def keep(self, alive: np.ndarray) -> _Kept:
+        """Only the faces `alive` marks (a mask over the kept rows)."""
+        self.columns = tuple(c[: self.n][alive] for c in self.columns)
+        self.n = len(self.columns[0])
+        return self.view()
+
+
 @dataclass(frozen=True)
 class FaceTable:
     """All faces as arrays, ordered by face id. person_id is -1 where unassigned.
@@ -61,7 +105,7 @@ class Faces:
         # updated but for their person, and ids never reused), kept between `table` calls per
         # model, so that a refresh of a large library reads only ids and persons, and the new
         # faces. Arrays by face id: ids, photo ids, weak, encodings, track ids.
-        self._kept: dict[str, _Kept] = {}
+        self._kept: dict[str, _Columns] = {}
         # Each face's person, by model, with the revision (Db.revision) it was read at: it
         # holds while the revision does, but for faces added since (a new face has no person
         # yet, and adding one does not move the revision); `moved` follows assignments.
@@ -121,17 +165,10 @@ class Faces:
 
     def _kept_faces(self, model: str, ids: np.ndarray) -> _Kept:
         """The kept arrays, brought up to date with the faces in `ids` (ascending)."""
-        empty = (
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int64),
-            np.zeros(0, bool),
-            np.zeros((0, 128), np.float32),
-            np.zeros(0, np.int64),
-        )
-        kept = self._kept.get(model, empty)
+        columns = self._kept.setdefault(model, _Columns())
+        kept = columns.view()
         if len(kept[0]) > 2 * len(ids) + 1000:  # many faces gone since: keep only the living
-            alive = np.isin(kept[0], ids)
-            kept = (kept[0][alive], kept[1][alive], kept[2][alive], kept[3][alive], kept[4][alive])
+            kept = columns.keep(np.isin(kept[0], ids))
         last = int(kept[0][-1]) if len(kept[0]) else -1
         if len(ids) and int(ids[-1]) > last:
             rows = self.db.conn.execute(
@@ -140,21 +177,15 @@ class Faces:
                 (model, last),
             ).fetchall()
             n = len(rows)
-            new_ids = np.array([r[0] for r in rows], dtype=np.int64)
-            new_photo = np.array([r[1] for r in rows], dtype=np.int64)
-            new_weak = np.array([bool(r[2]) for r in rows], dtype=bool)
-            new_enc = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(n, 128)
-            new_track = np.array([r[4] for r in rows], dtype=np.int64)
-            kept = (
-                np.concatenate([kept[0], new_ids]),
-                np.concatenate([kept[1], new_photo]),
-                np.concatenate([kept[2], new_weak]),
-                np.concatenate([kept[3], new_enc.astype(np.float32)]),
-                np.concatenate([kept[4], new_track]),
+            kept = columns.append(
+                (
+                    np.array([r[0] for r in rows], dtype=np.int64),
+                    np.array([r[1] for r in rows], dtype=np.int64),
+                    np.array([bool(r[2]) for r in rows], dtype=bool),
+                    np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(n, 128),
+                    np.array([r[4] for r in rows], dtype=np.int64),
+                )
             )
-        for array in kept:  # handed out as they are (FaceTable): nobody may change them
-            array.flags.writeable = False
-        self._kept[model] = kept
         return kept
 
     def overlapping_tracks(self, model: str) -> list[tuple[int, int]]:

@@ -46,7 +46,8 @@ class Published:
         folder or signature changed are written: the signature covers the folder's name and
         every link, so an unchanged one means unchanged rows. Of a changed folder whose
         previous links are known (kept), only the links that changed are written: a photo
-        joining a folder of 100,000 is one row."""
+        joining a folder of 100,000 is one row. `links` are kept as they are (the planner's,
+        never changed afterwards): they must not be modified."""
         before = self.folders()
         gone = [pid for pid in before if before[pid] != applied.get(pid)]
         new = [pid for pid in applied if before.get(pid) != applied[pid]]
@@ -77,5 +78,8 @@ class Published:
             c.executemany("INSERT INTO links (person_id, link, image_id) VALUES (?, ?, ?)", add)
         if kept is not None:  # the table as now written, without reading it back
             table = {pid: v for pid, v in kept.items() if pid not in gone}
-            table.update({pid: dict(links[pid]) for pid in new if links.get(pid)})
+            table.update({pid: links[pid] for pid in new if links.get(pid)})
+            for pid, now in links.items():  # hold the caller's dicts, not equal copies
+                if table.get(pid) is not now and table.get(pid) == now:
+                    table[pid] = now
             self._links = (version, table)
