@@ -187,3 +187,19 @@ def test_faces_placed_again_with_the_memo_go_where_a_fresh_placement_sends_them(
         if step == 3:  # a face loses its person: the memo must not be used
             person[np.flatnonzero(person > 0)[0]] = 0
     assert outcomes == {True, False}
+
+
+def test_the_nearest_faces_found_block_by_block_are_the_nearest_of_all() -> None:
+    from faced.people.identity import _nearest_all
+
+    rng = np.random.default_rng(3)
+    known = rng.normal(0, 0.1, (3000, 128)).astype(np.float16)  # as the store keeps them
+    new = rng.normal(0, 0.1, (2000, 128)).astype(np.float32)  # 2,000 rows: blocks of 2,097
+    has_person = rng.random(len(known)) < 0.7
+    found = _nearest_all(new, known, has_person, 100)
+    for row in (0, 977, 1999):
+        full = np.linalg.norm(new[row] - known.astype(np.float32), axis=1)
+        full[~has_person] = np.inf
+        idx, dist = found[row]
+        assert idx.tolist() == np.argsort(full, kind="stable")[:100].tolist()
+        np.testing.assert_allclose(dist, full[idx], atol=1e-5)

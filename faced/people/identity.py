@@ -213,8 +213,9 @@ def place_new_faces(
     the next full re-cluster. `known*` describe the reference faces: those with a person
     (`known_person` > 0; any others in the arrays are passed over, so a caller need not copy
     out the faces that have one). New faces placed in the same call do not vouch for each
-    other, and distances are computed a few new faces at a time (`chunk`, fewer among many
-    faces), so memory stays bounded. With `memo` (and the known faces' ids), what was found
+    other, and distances are computed a block at a time (`chunk` new faces against the faces
+    that gained a person; every known face a block of rows at a time), so memory stays
+    bounded. With `memo` (and the known faces' ids), what was found
     of faces left waiting is kept there, and a face met again is measured only against the
     faces that gained a person since (NearestMemo).
     """
@@ -239,19 +240,17 @@ def place_new_faces(
     again = [r for r in range(len(new)) if int(new_face_ids[r]) in kept]
     afresh = sorted(set(range(len(new))) - set(again))
     if again and gained is not None:
-        ref = known[gained]
+        ref = known[gained].astype(np.float32)
         for rows, dist in _distances(new, again, ref, np.einsum("ij,ij->i", ref, ref), chunk):
             for offset, row in enumerate(rows):
                 idx, d = kept[int(new_face_ids[row])]
                 both = np.concatenate([idx, gained]), np.concatenate([d, dist[offset]])
                 found[row] = _nearest(*both, nearest)
     if afresh:
-        every = np.arange(len(known))
-        known_sq = np.einsum("ij,ij->i", known, known)
-        known_sq[~has_person] = np.inf  # faces of nobody come out infinitely far, at no cost
-        for rows, dist in _distances(new, afresh, known, known_sq, chunk):
-            for offset, row in enumerate(rows):
-                found[row] = _nearest(every, dist[offset], nearest)
+        for row, nearest_faces in zip(
+            afresh, _nearest_all(new[afresh], known, has_person, nearest), strict=True
+        ):
+            found[row] = nearest_faces
     for row, (idx, dist) in enumerate(found):
         seen: dict[int, int] = {}  # person -> faces counted (at most k, nearest first)
         sums: dict[int, float] = {}
@@ -290,6 +289,36 @@ def _distances(
         # Squared distances through one matrix product: block x known, in float32.
         d2 = np.sum(block**2, axis=1)[:, None] + ref_sq[None, :] - 2.0 * block @ ref.T
         yield part, np.sqrt(np.maximum(d2, 0.0))
+
+
+def _nearest_all(
+    new: np.ndarray, known: np.ndarray, has_person: np.ndarray, n: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each new face, its `n` nearest known faces with a person (indices into `known`,
+    distances; nearest first). `known` is read a block of rows at a time, widened to float32
+    (it may be kept narrower): at most 4M distances (16 MB, and their 32 MB of ranks) at once."""
+    rows = len(new)
+    block = max(n, (1 << 22) // max(1, rows))
+    best_i = np.zeros((rows, 0), np.int64)
+    best_d = np.zeros((rows, 0), np.float32)
+    new_sq = np.einsum("ij,ij->i", new, new)[:, None]
+    for start in range(0, len(known), block):
+        ref = np.asarray(known[start : start + block], np.float32)
+        ref_sq = np.einsum("ij,ij->i", ref, ref)
+        ref_sq[~has_person[start : start + block]] = np.inf  # nobody's: infinitely far
+        d = np.sqrt(np.maximum(new_sq + ref_sq[None, :] - 2.0 * new @ ref.T, 0.0))
+        if d.shape[1] > n:
+            top = np.argpartition(d, n - 1, axis=1)[:, :n]
+            d = np.take_along_axis(d, top, axis=1)
+        else:
+            top = np.broadcast_to(np.arange(d.shape[1]), d.shape)
+        best_d = np.concatenate([best_d, d], axis=1)
+        best_i = np.concatenate([best_i, top + start], axis=1)
+        if best_d.shape[1] > n:
+            keep = np.argpartition(best_d, n - 1, axis=1)[:, :n]
+            best_d = np.take_along_axis(best_d, keep, axis=1)
+            best_i = np.take_along_axis(best_i, keep, axis=1)
+    return [_nearest(best_i[r], best_d[r], n) for r in range(rows)]
 
 
 def _nearest(idx: np.ndarray, dist: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

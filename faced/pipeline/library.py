@@ -254,7 +254,7 @@ class Library:
         # (docs/decisions/clustering.md). Faces it leaves unplaced wait for the next full run.
         strict = c.pair_threshold
         person[new] = place_new_faces(
-            table.encoding[new],
+            table.encoding[new].astype(np.float32),
             table.face_id[new],
             table.photo_id[new],
             # Every face, not a copy of those with a person: faces of nobody are passed over.
@@ -272,7 +272,7 @@ class Library:
             from faced.people.labels import hold_tracks  # see recluster
 
             placed = hold_tracks(
-                table.encoding[new],
+                table.encoding[new].astype(np.float32),
                 np.where(person[new] > 0, person[new], -1),
                 table.track_id[new],
                 self.store.faces.overlapping_tracks(self.model),
@@ -300,7 +300,12 @@ class Library:
             self.store.faces.overlapping_tracks(self.model) if (table.track_id >= 0).any() else []
         )
         labels = cluster_faces(
-            table.encoding, table.photo_id, cluster_params(c), table.weak, table.track_id, apart
+            table.encoding.astype(np.float32),
+            table.photo_id,
+            cluster_params(c),
+            table.weak,
+            table.track_id,
+            apart,
         )
         result = assign_people(
             table.face_id,

@@ -19,6 +19,11 @@ _TRACK_OF_FACE = "CASE WHEN track IS NULL THEN -1 ELSE image_id * 1000000 + trac
 
 _Kept = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
+# The precision descriptors are kept in, in memory (the store holds them in float32): dlib's
+# components lie within +-0.5, where float16's step is at most 2.4e-4, so a distance moves by
+# about 1e-4 (docs/decisions/performance.md), and a million faces take 256 MB instead of 512.
+DESCRIPTOR_DTYPE = np.float16
+
 
 class _Columns:
     """The kept arrays of faces (ids, photo ids, weak, descriptors, track ids) with room to
@@ -32,7 +37,7 @@ class _Columns:
             np.zeros(0, np.int64),
             np.zeros(0, np.int64),
             np.zeros(0, bool),
-            np.zeros((0, 128), np.float32),
+            np.zeros((0, 128), DESCRIPTOR_DTYPE),
             np.zeros(0, np.int64),
         )
 
@@ -75,7 +80,7 @@ class FaceTable:
     face_id: np.ndarray  # int64 (n,)
     photo_id: np.ndarray  # int64 (n,)
     person_id: np.ndarray  # int64 (n,)
-    encoding: np.ndarray  # float32 (n, 128)
+    encoding: np.ndarray  # DESCRIPTOR_DTYPE (float16) (n, 128): widen it for arithmetic
     weak: np.ndarray  # bool (n,): found only below the detector's own line (score < 0)
     track_id: np.ndarray  # int64 (n,)
 
