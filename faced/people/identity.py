@@ -15,7 +15,7 @@ user rejected one of its faces there. People with folders are never merged autom
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -200,7 +200,6 @@ def place_new_faces(
     *,
     one_face_per_photo: bool = True,
     k: int = 5,
-    chunk: int = 64,
     memo: NearestMemo | None = None,
     known_face_ids: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -213,11 +212,10 @@ def place_new_faces(
     the next full re-cluster. `known*` describe the reference faces: those with a person
     (`known_person` > 0; any others in the arrays are passed over, so a caller need not copy
     out the faces that have one). New faces placed in the same call do not vouch for each
-    other, and distances are computed a block at a time (`chunk` new faces against the faces
-    that gained a person; every known face a block of rows at a time), so memory stays
-    bounded. With `memo` (and the known faces' ids), what was found
-    of faces left waiting is kept there, and a face met again is measured only against the
-    faces that gained a person since (NearestMemo).
+    other, and the known faces are read a block of rows at a time, so memory stays bounded.
+    With `memo` (and the known faces' ids), what was found of faces left waiting is kept
+    there, and a face met again is measured only against the faces that gained a person
+    since (NearestMemo).
     """
     out = np.zeros(len(new), dtype=np.int64)
     if len(new) == 0 or len(known) == 0:
@@ -240,12 +238,15 @@ def place_new_faces(
     again = [r for r in range(len(new)) if int(new_face_ids[r]) in kept]
     afresh = sorted(set(range(len(new))) - set(again))
     if again and gained is not None:
-        ref = known[gained].astype(np.float32)
-        for rows, dist in _distances(new, again, ref, np.einsum("ij,ij->i", ref, ref), chunk):
-            for offset, row in enumerate(rows):
-                idx, d = kept[int(new_face_ids[row])]
-                both = np.concatenate([idx, gained]), np.concatenate([d, dist[offset]])
-                found[row] = _nearest(*both, nearest)
+        # The nearest of the faces that gained a person, merged with those found before.
+        anyone = np.ones(len(gained), bool)
+        for row, (idx, d) in zip(
+            again, _nearest_all(new[again], known[gained], anyone, nearest), strict=True
+        ):
+            before, d_before = kept[int(new_face_ids[row])]
+            found[row] = _nearest(
+                np.concatenate([before, gained[idx]]), np.concatenate([d_before, d]), nearest
+            )
     if afresh:
         for row, nearest_faces in zip(
             afresh, _nearest_all(new[afresh], known, has_person, nearest), strict=True
@@ -274,21 +275,6 @@ def place_new_faces(
         memo.person = known_person.copy()
         memo.rows = {int(new_face_ids[r]): found[r] for r in range(len(new)) if out[r] == 0}
     return out
-
-
-def _distances(
-    new: np.ndarray, rows: list[int], ref: np.ndarray, ref_sq: np.ndarray, chunk: int
-) -> Iterator[tuple[list[int], np.ndarray]]:
-    """Distances from the new faces `rows` to the faces `ref` (`ref_sq`: their squared norms;
-    infinite for a face to pass over), a few rows at a time (at most 64 MB of distances):
-    (those rows, their distances)."""
-    chunk = max(1, min(chunk, (1 << 24) // max(1, len(ref))))
-    for start in range(0, len(rows), chunk):
-        part = rows[start : start + chunk]
-        block = new[part]
-        # Squared distances through one matrix product: block x known, in float32.
-        d2 = np.sum(block**2, axis=1)[:, None] + ref_sq[None, :] - 2.0 * block @ ref.T
-        yield part, np.sqrt(np.maximum(d2, 0.0))
 
 
 def _nearest_all(

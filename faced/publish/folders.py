@@ -101,7 +101,6 @@ class Publisher:
         self.state = state
         # Where the links of each large folder point, as faced last wrote them (see _Wrote).
         self._wrote: dict[int, _Wrote] = {}
-        self._written: dict[bytes, bytes] | None = None  # where the last folder written points
         self.wrote = 0  # folders written into or taken out by the last apply
 
     def apply(
@@ -136,13 +135,12 @@ class Publisher:
             ):
                 result[plan.person_id] = (plan.folder, sig)
                 continue
-            self._written = None
             self.wrote += 1  # tried: even a refused folder may have moved a staging entry
-            if self._write(plan, current):
+            points = self._write(plan, current)
+            self._wrote.pop(plan.person_id, None)
+            if points is not None:
                 result[plan.person_id] = (plan.folder, sig)
-                self._kept_written(plan)
-            else:
-                self._wrote.pop(plan.person_id, None)
+                self._keep_written(plan, points)
         for gone in self._wrote.keys() - planned:
             del self._wrote[gone]
         with contextlib.suppress(OSError):
@@ -171,22 +169,26 @@ class Publisher:
             else:
                 self._rescue(path)
 
-    def _write(self, plan: FolderPlan, current: SeenFolder | None) -> bool:
+    def _write(self, plan: FolderPlan, current: SeenFolder | None) -> dict[bytes, bytes] | None:
+        """Bring one folder up to date: where its links now point, or None if it was left
+        alone (its name is taken by something not faced's)."""
         target = self.root / plan.folder
         old = self.root / current.folder if current else None
-        if current is not None and old == target and self._update_in_place(plan, current):
-            return True
+        if current is not None and old == target:
+            points = self._update_in_place(plan, current)
+            if points is not None:
+                return points
         if (target.exists() or target.is_symlink()) and target != old:
             marker = read_marker(target) if target.is_dir() and not target.is_symlink() else None
             if marker is None or marker.person_id != plan.person_id:
                 log.warning(
                     "%s exists and is not faced's folder for this person; left alone", target
                 )
-                return False
+                return None
         self.staging.mkdir(exist_ok=True)
         build = self.staging / f"{plan.person_id}-{uuid.uuid4().hex[:8]}"
         build.mkdir()
-        self._fill(build, plan, target)
+        points = self._fill(build, plan, target)
         if target.exists():
             try:
                 exchange(build, target)
@@ -206,11 +208,13 @@ class Publisher:
             carry_user_files(old, target)
             remove_ours(old)
         log.debug("published %s (%d photos)", plan.folder, len(plan.links))
-        return True
+        return points
 
-    def _fill(self, build: Path, plan: FolderPlan, final: Path) -> None:
-        self._written = link_targets(plan, final)
-        for name, dest in self._written.items():
+    def _fill(self, build: Path, plan: FolderPlan, final: Path) -> dict[bytes, bytes]:
+        """Build the folder `plan` at `build`, its links pointing as from `final`; returns
+        where they point."""
+        points = link_targets(plan, final)
+        for name, dest in points.items():
             os.symlink(dest, os.path.join(os.fsencode(build), name))
         montage = bool(plan.montage_faces) and write_montage(
             build / MONTAGE, list(plan.montage_faces), self.thumbs, self.tile
@@ -218,20 +222,21 @@ class Publisher:
         # The marker is written last: a folder with a marker is complete.
         marker = Marker(plan.person_id, self.state, frozenset(plan.links), montage)
         write_marker(build, dataclasses.replace(marker, faces=plan.montage_faces))
+        return points
 
-    def _update_in_place(self, plan: FolderPlan, current: SeenFolder) -> bool:
+    def _update_in_place(self, plan: FolderPlan, current: SeenFolder) -> dict[bytes, bytes] | None:
         """Bring a folder that keeps its name up to date link by link, instead of building it
         anew and swapping: a photo joining a person of 15,000 is one symlink, not 15,000. Each
         symlink appears whole (symlink(2) is atomic); the marker lists what is on its way in
         and out meanwhile, so a crash at any point leaves nothing that reads as a user's edit,
-        and the next publish finishes the job. Returns False (nothing done) when the folder is
-        not one this can update: an old marker, or a reshuffle of more than half its links,
-        which is built and swapped whole."""
+        and the next publish finishes the job. Returns where the links now point, or None
+        (nothing done) when the folder is not one this can update: an old marker, or a
+        reshuffle of more than half its links, which is built and swapped whole."""
         marker = current.marker
         if marker.state != self.state or marker.links is None:
-            return False
+            return None
         if not marker.montage and (self.root / current.folder / MONTAGE).exists():
-            return False  # a montage.jpg of the user's: the rebuild gives faced's another name
+            return None  # a montage.jpg of the user's: the rebuild gives faced's another name
         folder = self.root / current.folder
         path = os.fsencode(folder)
         want, points = self._points(plan, current, folder)
@@ -239,7 +244,7 @@ class Publisher:
         leaving = (current.links - want.keys()) | stale
         coming = (want.keys() - current.links) | stale
         if len(leaving) + len(coming) > max(IN_PLACE_MIN, len(want) // 2):
-            return False
+            return None
         write_marker(
             folder, dataclasses.replace(marker, links=marker.links | want.keys(), leaving=leaving)
         )
@@ -250,7 +255,7 @@ class Publisher:
             for name in sorted(coming):
                 os.symlink(want[name], os.path.join(path, name))
         except FileExistsError:
-            return False  # something of the user's has the name: the rebuild sorts it out
+            return None  # something of the user's has the name: the rebuild sorts it out
         montage = marker.montage
         if plan.montage_faces != marker.faces:
             # Drawn aside and renamed over the old one: a reader sees one montage or the other.
@@ -266,9 +271,8 @@ class Publisher:
                     (folder / MONTAGE).unlink()
         done = Marker(plan.person_id, self.state, frozenset(want), montage, plan.montage_faces)
         write_marker(folder, done)
-        self._written = want
         log.debug("updated %s in place (+%d -%d)", plan.folder, len(coming), len(leaving))
-        return True
+        return want
 
     def _points(
         self, plan: FolderPlan, current: SeenFolder, folder: Path
@@ -296,18 +300,15 @@ class Publisher:
         known = kept.points
         return want, lambda name: known[name] if name in known else _points(path, name)
 
-    def _kept_written(self, plan: FolderPlan) -> None:
-        """Remember where a large folder's links point now that `plan` is on disk."""
-        self._wrote.pop(plan.person_id, None)
+    def _keep_written(self, plan: FolderPlan, points: dict[bytes, bytes]) -> None:
+        """Remember where a large folder's links point (`points`) now that `plan` is on disk."""
         if len(plan.links) < KEEP_TARGETS:
             return
-        folder = self.root / plan.folder
         try:
-            mtime = os.lstat(folder).st_mtime_ns
+            mtime = os.lstat(self.root / plan.folder).st_mtime_ns
         except OSError:
             return
-        want = self._written if self._written is not None else link_targets(plan, folder)
-        self._wrote[plan.person_id] = _Wrote(plan.folder, mtime, plan.links, plan.targets, want)
+        self._wrote[plan.person_id] = _Wrote(plan.folder, mtime, plan.links, plan.targets, points)
 
     def _rescue(self, path: Path) -> None:
         """Move something that is not faced's out of the staging area, into view."""

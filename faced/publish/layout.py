@@ -251,17 +251,17 @@ def _renamed(last: _Named, images: dict[int, bytes]) -> dict[bytes, int]:
     if last.families is None:
         last.families = _families(last.names)
     families = last.families
-    came = images.items() - last.images.items()  # new photos, and moved ones at their new path
-    went = last.images.items() - images.items()  # gone photos, and moved ones at their old path
+    # New photos and moved ones at their new path; gone photos and moved ones at their old.
+    came = [(i, name_family(_base(p))) for i, p in images.items() - last.images.items()]
+    went = [(i, name_family(_base(p))) for i, p in last.images.items() - images.items()]
     members: dict[bytes, set[int]] = {}
-    for family in {name_family(_base(p)) for _, p in came} | {
-        name_family(_base(p)) for _, p in went
-    }:
-        members[family] = {last.names[n] for n in families.get(family, ())}
-    for image_id, path in went:
-        members[name_family(_base(path))].discard(image_id)
-    for image_id, path in came:
-        members[name_family(_base(path))].add(image_id)
+    for _, family in came + went:
+        if family not in members:
+            members[family] = {last.names[n] for n in families.get(family, ())}
+    for image_id, family in went:
+        members[family].discard(image_id)
+    for image_id, family in came:
+        members[family].add(image_id)
     out = dict(last.names)
     for family, ids in members.items():
         for name in families.pop(family, ()):

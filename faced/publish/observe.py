@@ -143,38 +143,26 @@ def _folders(people_dir: Path) -> list[os.DirEntry[str]]:
     )
 
 
-_MARKER, _MONTAGE = MARKER.encode(), MONTAGE.encode()
-
-
 def _seen(entry: os.DirEntry[str], marker: Marker) -> SeenFolder:
-    """What `entry`'s folder holds, by `Marker.owns` (inlined: a folder of 100,000 links is
-    read after every change to it)."""
     links, user_links, user_names = set(), {}, set()
-    listed, leaving = marker.links, marker.leaving
-    odd = False
+    # Names read as bytes: os.fsencode per entry cost more than the rest of the loop.
     for e in os.scandir(os.fsencode(entry.path)):
         name = e.name
         link = e.is_symlink()
-        if name == _MARKER or (name == _MONTAGE and marker.montage):
+        if marker.owns(name, link):
             if link:
                 links.add(name)
-                odd = True  # a symlink in place of the marker or montage: not a listed link
-            continue
-        if link and name != _MONTAGE and (listed is None or name in listed or name in leaving):
-            links.add(name)
             continue
         user_names.add(name)
         if link:
             user_links[name] = os.path.realpath(e.path)
-    # Most often every link the marker lists is there: the marker's own set, not a copy.
-    same = listed is not None and not leaving and not odd and len(links) == len(listed)
+    found = frozenset(links)
+    if (
+        marker.links is not None and found == marker.links
+    ):  # most often every listed link is there: the marker's own set
+        found = marker.links
     return SeenFolder(
-        marker.person_id,
-        entry.name,
-        listed if same and listed is not None else frozenset(links),
-        marker,
-        user_links,
-        frozenset(user_names),
+        marker.person_id, entry.name, found, marker, user_links, frozenset(user_names)
     )
 
 
