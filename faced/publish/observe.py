@@ -95,6 +95,8 @@ class Marker:
     def deleted(self, made: Iterable[bytes], present: frozenset[bytes]) -> set[bytes]:
         """Of the links faced `made` here (as the store recorded them), those the user deleted:
         listed in this marker (faced put them on disk), gone, and not on their way out."""
+        if present is self.links:  # every listed link is there (the survey shares the set)
+            return set()
         listed = set(made) if self.links is None else set(made) & self.links
         return listed - present - self.leaving
 
