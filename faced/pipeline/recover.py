@@ -42,13 +42,14 @@ def repair_markers(store: Store, people_dir: Path, state: str, found: Survey) ->
     ours = found.ours
     written = 0
     for pid, (folder, _) in published.items():
-        path = people_dir / folder
         seen = ours.get(pid)
-        if seen is None and path.is_dir() and not path.is_symlink() and read_marker(path) is None:
-            log.warning("%s had lost its hidden marker; re-created", path)
-            write_marker(path, Marker(pid, state, made(pid)))
-            written += 1
-        elif seen is not None and seen.marker.state is None and seen.folder == folder:
+        if seen is None:
+            path = people_dir / folder  # only here: not a path per folder at every refresh
+            if path.is_dir() and not path.is_symlink() and read_marker(path) is None:
+                log.warning("%s had lost its hidden marker; re-created", path)
+                write_marker(path, Marker(pid, state, made(pid)))
+                written += 1
+        elif seen.marker.state is None and seen.folder == folder:
             marker = Marker(pid, state, made(pid), seen.marker.montage)
             write_marker(people_dir / seen.folder, marker)
             written += 1

@@ -147,7 +147,8 @@ def _folders(people_dir: Path) -> list[os.DirEntry[str]]:
 
 def _seen(entry: os.DirEntry[str], marker: Marker) -> SeenFolder:
     links, user_links, user_names = set(), {}, set()
-    # Names read as bytes: os.fsencode per entry cost more than the rest of the loop.
+    # Names read as bytes, not os.fsencode'd one by one: a large folder is read after every
+    # change to it.
     for e in os.scandir(os.fsencode(entry.path)):
         name = e.name
         link = e.is_symlink()
