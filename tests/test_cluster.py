@@ -165,6 +165,24 @@ def test_four_photos_of_one_person_in_a_small_library_become_a_person() -> None:
     assert not set(labels[:4]) & set(labels[4:])
 
 
+def test_six_photos_of_one_person_in_a_small_library_become_one_person() -> None:
+    # Madonna with six photos: four of them, and a pair taken on one day (close together), the
+    # pair 0.55-0.57 from the four on average: above the bar for a group of four to take in
+    # two, and the whole group larger than the small groups the isolation rule once stopped at.
+    # Nobody else in the library is near her.
+    rng = np.random.default_rng(28)
+    centre = rng.normal(0, CENTRE_SPREAD, 128)
+    four = centre + rng.normal(0, 0.5 / 16, (4, 128))
+    pair = centre + 0.34 * unit(rng) + rng.normal(0, 0.38 / 16, (2, 128))
+    her = np.concatenate([four, pair]).astype(np.float32)
+    assert np.linalg.norm(four[:, None] - pair[None], axis=2).mean() > merge_threshold(4, P)
+    others, _ = people(rng, [8, 6, 5])
+    x = np.concatenate([her, others])
+    labels = cluster_faces(x, distinct(len(x)), P)
+    assert labels[0] >= 0 and len(set(labels[:6])) == 1
+    assert not set(labels[:6]) & set(labels[6:])
+
+
 def test_a_tight_person_does_not_absorb_the_strangers_around_them() -> None:
     # A dense region of descriptor space: a person seen 20 times, and strangers seen once,
     # each ~0.57 from the person's faces on average (under the size-aware bar) but far from

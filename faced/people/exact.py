@@ -30,10 +30,12 @@ ATTACH_MIN_FACES = 5
 ATTACH_MARGIN = 0.05
 
 # Density, read from the library itself (docs/decisions/clustering.md):
-# - a small group (up to SPREAD_FACES faces) closer than link_threshold on average becomes a
-#   person even above the pair bar when nothing else is nearly as close to it: its nearest
-#   outside face is ISOLATION_MARGIN farther than its own average distance (a family library,
-#   where strangers are few and far); in a crowd of look-alikes it is not;
+# - a group closer than link_threshold on average becomes a person even above the size-aware
+#   bar when nothing else is nearly as close to it: its nearest outside face is
+#   ISOLATION_MARGIN farther than its own average distance (a family library, where strangers
+#   are few and far); in a crowd of look-alikes it is not. The spread rules still hold, and
+#   only the SPREAD_FACES + 1 nearest faces of each face are known, so a large group seldom
+#   proves isolated: the rule serves people seen a few times;
 # - a face or small group joins an established cluster only within that cluster's own spread
 #   plus JOIN_GAP: a tight person does not absorb the strangers around it in a dense region;
 # - a face left alone joins the nearest cluster of SMALL_GROUP+ faces within link_threshold
@@ -142,9 +144,10 @@ class Neighbours:
             return self.beyond
         return float(self.dist[face][-1])
 
-    def isolation(self, members: set[int]) -> float:
-        """How far the group `members` is from every other face."""
-        return min(self.nearest_outside(i, members) for i in members)
+    def isolated(self, members: set[int], at: float) -> bool:
+        """True if no face outside the group `members` is within `at` of any of them (stops at
+        the first that is: in a crowd that is one of the first faces looked at)."""
+        return all(self.nearest_outside(i, members) >= at for i in members)
 
 
 def _k_smallest(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +165,7 @@ def _average_linkage_cut(
     condensed: np.ndarray | None = None,
 ) -> np.ndarray:
     """Average-linkage tree of `x`, cut where a merge is farther than merge_threshold allows,
-    unless the merged group is small and isolated (with `near`)."""
+    unless the merged group is isolated (with `near`) and nothing says it is two people."""
     n = len(x)
     tree = linkage(
         condensed if condensed is not None else pdist(x.astype(np.float64)), method="average"
@@ -172,9 +175,8 @@ def _average_linkage_cut(
     accepted[:n] = True
     parent = np.full(2 * n - 1, -1, dtype=np.int64)
     pair_sum = np.zeros(2 * n - 1)  # sum of the distances between a node's faces
-    members: dict[int, list[int]] = {i: [i] for i in range(n)}  # of small nodes only
-    # A small group refused only by the size-aware bar may still become a person as it grows
-    # (up to SPREAD_FACES faces) if it turns out isolated: until then it is pending.
+    # A group refused only by the size-aware bar may still become a person as it grows, if it
+    # turns out isolated: until then it is pending.
     pending = np.zeros(2 * n - 1, dtype=bool)
     for k, (a, b, height, count) in enumerate(tree):
         a, b, node = int(a), int(b), n + k
@@ -182,23 +184,22 @@ def _average_linkage_cut(
         parent[a] = parent[b] = node
         # The tree's height is the average distance between a's and b's faces.
         pair_sum[node] = pair_sum[a] + pair_sum[b] + height * size[a] * size[b]
-        if size[node] <= SPREAD_FACES:
-            members[node] = members[a] + members[b]
         small, big = (a, b) if size[a] <= size[b] else (b, a)
-        limit = merge_threshold(int(size[big]), params)
-        # A rejected merge blocks every merge above it: clusters are whole subtrees.
-        both = bool(accepted[a] and accepted[b])
-        ok = both and height <= limit
-        if ok and size[small] >= SPREAD_FACES:
-            ok = not separated(
+        # The spread rules say "two people" whatever else holds: look-alikes (two groups
+        # with a gap between them), or a face too far from a person's own spread.
+        fits = True
+        if size[small] >= SPREAD_FACES:
+            fits = not separated(
                 height, _spread(pair_sum, size, a), _spread(pair_sum, size, b), params
             )
-        elif ok and size[big] >= SPREAD_FACES:
-            ok = height <= _spread(pair_sum, size, big) + JOIN_GAP
+        elif size[big] >= SPREAD_FACES:
+            fits = height <= _spread(pair_sum, size, big) + JOIN_GAP
+        # A rejected merge blocks every merge above it: clusters are whole subtrees.
+        both = bool(accepted[a] and accepted[b])
+        ok = both and fits and height <= merge_threshold(int(size[big]), params)
         growing = bool((accepted[a] or pending[a]) and (accepted[b] or pending[b]))
-        near_enough = height <= params.link_threshold
-        if not ok and growing and near_enough and near is not None and node in members:
-            ok = near.isolation(set(members[node])) >= isolated_at(height, params)
+        if not ok and growing and fits and height <= params.link_threshold and near is not None:
+            ok = near.isolated(_leaves(tree, node, n), isolated_at(height, params))
             pending[node] = not ok
         accepted[node] = ok
     # Each leaf's cluster is its highest accepted ancestor; a pending group inside an accepted
@@ -212,6 +213,20 @@ def _average_linkage_cut(
     roots = top[:n]
     _, inverse, counts = np.unique(roots, return_inverse=True, return_counts=True)
     return np.where(counts[inverse] > 1, inverse, -1).astype(np.int64)
+
+
+def _leaves(tree: np.ndarray, node: int, n: int) -> set[int]:
+    """The faces (leaves) under `node` of a scipy linkage `tree` over `n` faces."""
+    out: set[int] = set()
+    stack = [node]
+    while stack:
+        i = stack.pop()
+        if i < n:
+            out.add(i)
+        else:
+            a, b = tree[i - n, :2]
+            stack += [int(a), int(b)]
+    return out
 
 
 def attach_loners(x: np.ndarray, labels: np.ndarray, params: ClusterParams) -> np.ndarray:
