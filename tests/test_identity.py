@@ -8,9 +8,11 @@ from faced.people.cluster import cluster_faces
 from faced.people.identity import (
     NearestMemo,
     PeopleState,
+    Seen,
     assign_people,
     place_new_faces,
     resolve,
+    same_faces,
 )
 from faced.people.params import merge_threshold
 
@@ -203,3 +205,56 @@ def test_the_nearest_faces_found_block_by_block_are_the_nearest_of_all() -> None
         idx, dist = found[row]
         assert idx.tolist() == np.argsort(full, kind="stable")[:100].tolist()
         np.testing.assert_allclose(dist, full[idx], atol=1e-5)
+
+
+def _shots(times: range, tracks: dict[int, tuple[str, int, int, int]]) -> list[Seen]:
+    """Faces sampled at `times` (ms) of a clip of two 3-second shots: `tracks` gives each
+    track's number -> (who, shot, left edge of the box, box width growing per second)."""
+    out: list[Seen] = []
+    for number, (_, shot, left, grow) in tracks.items():
+        start, end = shot * 3000, shot * 3000 + 3000
+        for t in times:
+            if start <= t < end:
+                w = 100 + grow * (t - start) // 1000
+                out.append(((100, left + w, 100 + w, left), t, number, start, end))
+    return out
+
+
+def test_a_clip_read_again_gives_each_new_face_the_decisions_of_its_own_track() -> None:
+    # Two people side by side, then the same two with sides swapped, sampled at other moments
+    # the second time (and the tracks numbered otherwise): the face standing left in the second
+    # shot is the other person from the one standing left in the first.
+    old_tracks = {
+        1: ("jerry", 0, 40, 30),
+        2: ("woz", 0, 360, 30),
+        3: ("woz", 1, 40, 30),
+        4: ("jerry", 1, 360, 30),
+    }
+    new_tracks = {
+        7: ("woz", 1, 40, 30),
+        5: ("jerry", 0, 40, 30),
+        8: ("jerry", 1, 360, 30),
+        6: ("woz", 0, 360, 30),
+    }
+    old = _shots(range(0, 6000, 500), old_tracks)
+    new = _shots(range(0, 6000, 333), new_tracks)
+    pairs = same_faces(old, new)
+    assert sorted(j for _, j in pairs) == list(range(len(new)))  # every new face, once
+    for i, j in pairs:
+        assert old_tracks[old[i][2] or 0][0] == new_tracks[new[j][2] or 0][0]
+        assert abs((old[i][1] or 0) - (new[j][1] or 0)) <= 500  # its track's nearest in time
+
+
+def test_a_clip_track_is_not_paired_with_one_framed_elsewhere() -> None:
+    old = _shots(range(0, 3000, 500), {1: ("jerry", 0, 40, 30)})
+    new = _shots(range(0, 3000, 333), {1: ("woz", 0, 360, 30)})
+    assert same_faces(old, new) == []
+
+
+def test_a_photo_read_again_pairs_faces_by_box() -> None:
+    old: list[Seen] = [((10, 110, 110, 10), None, None, None, None)]
+    new: list[Seen] = [
+        ((12, 300, 110, 200), None, None, None, None),
+        ((14, 112, 112, 12), None, None, None, None),
+    ]
+    assert same_faces(old, new) == [(0, 1)]

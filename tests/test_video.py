@@ -3,15 +3,17 @@ once in each person's folder."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from faced.config import DetectionConfig, ImagesConfig, VideoConfig
-from faced.faces.video import sample_times
+from faced.faces.video import clip_label, sample_times
 from faced.faces.work import encode_file
 from faced.records import Status
 
@@ -167,3 +169,43 @@ def test_dataset_export_writes_the_faces_of_each_track(tmp_path: Path) -> None:
     assert len({c.parent for c in crops}) == 2
     csv_text = (tmp_path / "dataset" / "faces.csv").read_text(encoding="utf-8")
     assert csv_text.count("party.mp4") == 8
+
+
+def _sides(state: Path) -> dict[str, set[tuple[bool, bool]]]:
+    """Each named person's faces in the clip as (second shot?, left half?) pairs."""
+    with sqlite3.connect(state / "faced.sqlite3") as db:
+        rows = db.execute(
+            "SELECT p.name, f.frame_ms, f.box_left, f.box_right FROM faces f"
+            " JOIN people p ON p.id = f.person_id WHERE p.name IS NOT NULL"
+        ).fetchall()
+    out: dict[str, set[tuple[bool, bool]]] = {}
+    for name, ms, left, right in rows:
+        out.setdefault(name, set()).add((ms >= 3000, (left + right) / 2 < 320))
+    return out
+
+
+@pytest.mark.photos
+def test_names_of_people_seen_only_in_a_clip_survive_its_reading_again(tmp_path: Path) -> None:
+    # Two people side by side, then the same two with sides swapped: a face's box alone would
+    # hand one person's name to the other. Re-read at another frame rate (other moments, other
+    # zoom), each name must stay with its own person, faces matched by time and track.
+    people = scan_clip(tmp_path, [[JERRY, WOZ], [WOZ, JERRY]])
+    state = tmp_path / "s"
+    folders = holding_clip(people)
+    assert len(folders) == 2
+    for folder, name in zip(sorted(folders), ("Alpha", "Beta"), strict=True):
+        assert faced("name", folder, name, "--state", state) == 0
+    before = _sides(state)
+    assert set(before) == {"Alpha", "Beta"} and before["Alpha"] != before["Beta"]
+    config = tmp_path / "faced.yaml"
+    config.write_text("video:\n  fps: 3\n  gap_seconds: 0.8\n", encoding="utf-8")
+    photos = tmp_path / "photos"
+    assert faced("scan", photos, "-o", people, "--state", state, "--config", config) == 0
+    assert _sides(state) == before
+    assert sorted(holding_clip(people)) == ["Alpha", "Beta"]
+
+
+def test_a_clip_is_read_again_when_how_tracks_are_cut_changes() -> None:
+    det, video = DetectionConfig(), VideoConfig()
+    for change in ({"gap_seconds": 2.5}, {"fps": 3.0}, {"faces_per_track": 5}):
+        assert clip_label(det, dataclasses.replace(video, **change)) != clip_label(det, video)

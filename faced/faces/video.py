@@ -58,7 +58,7 @@ def clip_label(det: DetectionConfig, video: VideoConfig) -> str:
     settings is read again (faced.pipeline.planner)."""
     return (
         f"{detector_label(_frame_detection(det, video))}+track-{video.fps:g}fps-"
-        f"{video.max_frames}f-{video.faces_per_track}pt"
+        f"{video.max_frames}f-{video.faces_per_track}pt-gap{video.gap_seconds:g}s"
     )
 
 

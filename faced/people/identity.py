@@ -335,17 +335,41 @@ def _nearest(idx: np.ndarray, dist: np.ndarray, n: int) -> tuple[np.ndarray, np.
     return (idx, dist) if finite.all() else (idx[finite], dist[finite])
 
 
-def same_faces(
+# Where a face was seen in a file: its box (top, right, bottom, left) and, in a clip, the
+# moment (ms) and the track it was followed in (its number, its first moment and one step past
+# its last, ms); None in a photo. A plain tuple: the store builds them.
+Seen = tuple[tuple[int, int, int, int], int | None, int | None, int | None, int | None]
+
+
+def same_faces(old: Sequence[Seen], new: Sequence[Seen]) -> list[tuple[int, int]]:
+    """Pairs (old index, new index) of faces of one file that are the same face, found again
+    with other settings or another detector: how decisions about departed faces find it.
+
+    In a photo, two boxes are the same face when they overlap by at least SAME_FACE_IOU, or
+    when each one's centre lies inside the other (a detector that frames faces wider or
+    tighter). Pairs are taken best overlap first, each box at most once, so two faces side by
+    side never swap their decisions.
+
+    In a clip, faces sampled at other moments seldom share a box, and a box says nothing of
+    who stood there a shot later; so whole tracks are paired (clip_tracks), and each new face
+    takes after the old face of its paired track nearest to it in time.
+    """
+    photo_old = [i for i, s in enumerate(old) if s[1] is None]
+    photo_new = [j for j, s in enumerate(new) if s[1] is None]
+    pairs = [
+        (photo_old[i], photo_new[j])
+        for i, j in _same_boxes([old[i][0] for i in photo_old], [new[j][0] for j in photo_new])
+    ]
+    clip_old = [i for i, s in enumerate(old) if s[1] is not None]
+    clip_new = [j for j, s in enumerate(new) if s[1] is not None]
+    if clip_old and clip_new:
+        pairs += clip_tracks(old, clip_old, new, clip_new)
+    return pairs
+
+
+def _same_boxes(
     old: Sequence[tuple[int, int, int, int]], new: Sequence[tuple[int, int, int, int]]
 ) -> list[tuple[int, int]]:
-    """Pairs (old index, new index) of boxes (top, right, bottom, left) that frame the same
-    face of one photo: found again with other settings or another detector.
-
-    Two boxes are the same face when they overlap by at least SAME_FACE_IOU, or when each
-    one's centre lies inside the other (a detector that frames faces wider or tighter). Pairs
-    are taken best overlap first, each box at most once, so two faces side by side never
-    swap their decisions.
-    """
     candidates = []
     for i, a in enumerate(old):
         for j, b in enumerate(new):
@@ -359,6 +383,60 @@ def same_faces(
             used_old.add(i)
             used_new.add(j)
     return pairs
+
+
+def clip_tracks(
+    old: Sequence[Seen], old_idx: list[int], new: Sequence[Seen], new_idx: list[int]
+) -> list[tuple[int, int]]:
+    """Pairs (old index, new index) of a clip's faces read twice: whole tracks are paired,
+    one old track to one new one, when their times overlap and at least half the new track's
+    faces are framed like the old track's face nearest in time (the same-box rule); the pairs
+    that agree best come first. Each face of a paired new track then takes after the old
+    face nearest to it in time. A face recorded without a track is a track of its own moment.
+    """
+    old_tracks, new_tracks = _tracks(old, old_idx), _tracks(new, new_idx)
+    candidates = []
+    for a, (a_span, a_faces) in enumerate(old_tracks):
+        for b, (b_span, b_faces) in enumerate(new_tracks):
+            overlap = min(a_span[1], b_span[1]) - max(a_span[0], b_span[0])
+            if overlap < 0:
+                continue
+            agree = sum(
+                bool(_same_boxes([old[_nearest_in_time(old, a_faces, new[j][1])][0]], [new[j][0]]))
+                for j in b_faces
+            )
+            if 2 * agree >= len(b_faces):
+                candidates.append((-agree / len(b_faces), -overlap, a, b))
+    pairs, used_old, used_new = [], set(), set()
+    for _, _, a, b in sorted(candidates):
+        if a in used_old or b in used_new:
+            continue
+        used_old.add(a)
+        used_new.add(b)
+        a_faces, b_faces = old_tracks[a][1], new_tracks[b][1]
+        pairs += [(_nearest_in_time(old, a_faces, new[j][1]), j) for j in b_faces]
+    return pairs
+
+
+def _tracks(seen: Sequence[Seen], idx: list[int]) -> list[tuple[tuple[int, int], list[int]]]:
+    """A clip's faces grouped by track: (time the track covers, its faces' indices)."""
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for i in idx:
+        _, ms, track, start, end = seen[i]
+        key: tuple[object, ...] = ("track", track) if track is not None else ("moment", ms, i)
+        groups.setdefault(key, []).append(i)
+    out = []
+    for faces in groups.values():
+        _, ms, _, start, end = seen[faces[0]]
+        moments = [int(seen[i][1] or 0) for i in faces]
+        lo = start if start is not None else min(moments)
+        hi = end if end is not None else max(moments)
+        out.append(((lo, hi), faces))
+    return out
+
+
+def _nearest_in_time(seen: Sequence[Seen], faces: list[int], ms: int | None) -> int:
+    return min(faces, key=lambda i: (abs(int(seen[i][1] or 0) - int(ms or 0)), i))
 
 
 # Boxes of one face from two detectors or settings overlap far more than this; two faces side

@@ -12,9 +12,13 @@ from typing import Any
 from faced.records import Box, EncodeResult, Status
 from faced.store.db import Db
 
-# Pairs (index in the first list, index in the second) of boxes that are the same face: how
-# decisions about faces that departed find the faces found again in the same bytes.
-Match = Callable[[Sequence[Box], Sequence[Box]], list[tuple[int, int]]]
+# Where a face was seen in a file: its box, and in a clip its moment (ms) and its track (number,
+# first moment, one step past the last); None in a photo. The shape faced.people.identity's
+# `Seen` has (the store imports no stage).
+Seen = tuple[Box, int | None, int | None, int | None, int | None]
+# Pairs (index in the first list, index in the second) of sightings that are the same face:
+# how decisions about faces that departed find the faces found again in the same bytes.
+Match = Callable[[Sequence[Seen], Sequence[Seen]], list[tuple[int, int]]]
 
 _COLUMNS = "id, path, size, mtime_ns, digest, status, detector, reason"
 
@@ -59,10 +63,12 @@ def _drop(c: sqlite3.Connection, image_id: int, digest: str | None, now: float) 
     departed = 0
     if digest is not None:
         departed = c.execute(
-            "INSERT INTO departed (digest, box_top, box_right, box_bottom, box_left, person_id,"
-            " rejected, since) SELECT ?, f.box_top, f.box_right, f.box_bottom, f.box_left,"
-            " f.person_id, COALESCE((SELECT group_concat(r.person_id) FROM rejections r"
-            " WHERE r.face_id = f.id), ''), ? FROM faces f WHERE f.image_id = ?"
+            "INSERT INTO departed (digest, box_top, box_right, box_bottom, box_left, frame_ms,"
+            " track, track_start, track_end, person_id, rejected, since)"
+            " SELECT ?, f.box_top, f.box_right, f.box_bottom, f.box_left, f.frame_ms, f.track,"
+            " f.track_start, f.track_end, f.person_id, COALESCE((SELECT"
+            " group_concat(r.person_id) FROM rejections r WHERE r.face_id = f.id), ''), ?"
+            " FROM faces f WHERE f.image_id = ?"
             " AND (f.person_id IS NOT NULL"
             " OR EXISTS (SELECT 1 FROM rejections r WHERE r.face_id = f.id))",
             (digest, now, image_id),
@@ -84,19 +90,21 @@ def _survivor(c: sqlite3.Connection, person_id: int) -> int:
 
 
 def _inherit(
-    c: sqlite3.Connection, digest: str, new_faces: list[tuple[int, Box]], match: Match
+    c: sqlite3.Connection, digest: str, new_faces: list[tuple[int, Seen]], match: Match
 ) -> int:
-    """Give new faces the decisions departed faces of the same bytes left. Returns how many."""
+    """Give new faces the decisions departed faces of the same bytes left (in a clip, several
+    new faces may take after one departed face). Returns how many new faces did."""
     rows = c.execute(
-        "SELECT rowid, box_top, box_right, box_bottom, box_left, person_id, rejected"
-        " FROM departed WHERE digest = ?",
+        "SELECT rowid, box_top, box_right, box_bottom, box_left, frame_ms, track, track_start,"
+        " track_end, person_id, rejected FROM departed WHERE digest = ?",
         (digest,),
     ).fetchall()
     if not rows or not new_faces:
         return 0
-    pairs = match([tuple(r[1:5]) for r in rows], [box for _, box in new_faces])
+    seen: list[Seen] = [((r[1], r[2], r[3], r[4]), r[5], r[6], r[7], r[8]) for r in rows]
+    pairs = match(seen, [s for _, s in new_faces])
     for old, new in pairs:
-        rowid, person, rejected = rows[old][0], rows[old][5], rows[old][6]
+        rowid, person, rejected = rows[old][0], rows[old][9], rows[old][10]
         face_id = new_faces[new][0]
         refused = {_survivor(c, int(p)) for p in rejected.split(",") if p}
         for p in refused:
@@ -190,7 +198,7 @@ class Images:
                 ),
             )
             image_id = cur.lastrowid
-            new_faces: list[tuple[int, Box]] = []
+            new_faces: list[tuple[int, Seen]] = []
             for face in result.faces:
                 fc = c.execute(
                     "INSERT INTO faces (image_id, box_top, box_right, box_bottom, box_left,"
@@ -212,7 +220,17 @@ class Images:
                     ),
                 )
                 assert fc.lastrowid is not None
-                new_faces.append((fc.lastrowid, face.box))
+                span = face.track
+                new_faces.append(
+                    (
+                        fc.lastrowid,
+                        (
+                            face.box,
+                            face.frame_ms,
+                            *((span.number, span.start_ms, span.end_ms) if span else (None,) * 3),
+                        ),
+                    )
+                )
                 c.execute(
                     "INSERT INTO thumbs (face_id, jpeg) VALUES (?, ?)", (fc.lastrowid, face.thumb)
                 )

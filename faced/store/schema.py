@@ -132,5 +132,14 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER people_shown AFTER UPDATE OF name, hidden ON people
     BEGIN UPDATE revision SET n = n + 1; END;
     """,
+    # 8: a departed face of a clip keeps when it was seen and in which track: a clip read
+    # again samples other moments, and its faces find their decisions by track and time, not
+    # by box alone (faced.people.identity.same_faces). NULL for photos.
+    """
+    ALTER TABLE departed ADD COLUMN frame_ms INTEGER;
+    ALTER TABLE departed ADD COLUMN track INTEGER;
+    ALTER TABLE departed ADD COLUMN track_start INTEGER;
+    ALTER TABLE departed ADD COLUMN track_end INTEGER;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

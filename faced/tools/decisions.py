@@ -112,7 +112,10 @@ class _FaceIndex:
 
     def _find(self, key: FaceKey) -> tuple[int, Box, int | None] | None:
         candidates = self.by_digest.get(key[0], [])
-        pairs = same_faces([key[1]], [box for _, box, _ in candidates])
+        pairs = same_faces(
+            [(key[1], None, None, None, None)],
+            [(box, None, None, None, None) for _, box, _ in candidates],
+        )
         return candidates[pairs[0][1]] if pairs else None
 
     def person_of(self, key: FaceKey) -> int | None:
