@@ -38,7 +38,7 @@ import numpy as np
 
 from faced.config import ClusteringConfig, Config
 from faced.people.cluster import cluster_faces
-from faced.people.identity import same_faces
+from faced.people.identity import same_boxes
 from faced.pipeline.rules import cluster_params
 from faced.records import Box, Face
 from faced.tools.metrics import bcubed, pairwise
@@ -161,7 +161,7 @@ def _labels_of(
         return [NONFACE] * len(faces)
     if rel in groups:  # a group photo: label each face by its box
         known = groups[rel]
-        pairs = same_faces([b for _, b in known], [f.box for f in faces])
+        pairs = same_boxes([b for _, b in known], [f.box for f in faces])
         out = [""] * len(faces)
         for k, f in pairs:
             out[f] = known[k][0].split("(")[-1].rstrip(")").strip() if known[k][0] else ""

@@ -358,7 +358,7 @@ def same_faces(old: Sequence[Seen], new: Sequence[Seen]) -> list[tuple[int, int]
     photo_new = [j for j, s in enumerate(new) if s[1] is None]
     pairs = [
         (photo_old[i], photo_new[j])
-        for i, j in _same_boxes([old[i][0] for i in photo_old], [new[j][0] for j in photo_new])
+        for i, j in same_boxes([old[i][0] for i in photo_old], [new[j][0] for j in photo_new])
     ]
     clip_old = [i for i, s in enumerate(old) if s[1] is not None]
     clip_new = [j for j, s in enumerate(new) if s[1] is not None]
@@ -367,9 +367,11 @@ def same_faces(old: Sequence[Seen], new: Sequence[Seen]) -> list[tuple[int, int]
     return pairs
 
 
-def _same_boxes(
+def same_boxes(
     old: Sequence[tuple[int, int, int, int]], new: Sequence[tuple[int, int, int, int]]
 ) -> list[tuple[int, int]]:
+    """Pairs (old index, new index) of boxes (top, right, bottom, left) of one photo that
+    frame the same face: the photo rule of same_faces."""
     candidates = []
     for i, a in enumerate(old):
         for j, b in enumerate(new):
@@ -402,7 +404,7 @@ def clip_tracks(
             if overlap < 0:
                 continue
             agree = sum(
-                bool(_same_boxes([old[_nearest_in_time(old, a_faces, new[j][1])][0]], [new[j][0]]))
+                bool(same_boxes([old[_nearest_in_time(old, a_faces, new[j][1])][0]], [new[j][0]]))
                 for j in b_faces
             )
             if 2 * agree >= len(b_faces):

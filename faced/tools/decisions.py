@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from faced.errors import UsageError
-from faced.people.identity import same_faces
+from faced.people.identity import same_boxes
 from faced.records import Box
 from faced.store import Store
 
@@ -103,7 +103,7 @@ def import_decisions(store: Store, source: Path) -> dict[str, int]:
 
 
 class _FaceIndex:
-    """The current faces by content hash, matched to a file's boxes by same_faces."""
+    """The current faces by content hash, matched to a file's boxes by same_boxes."""
 
     def __init__(self, store: Store) -> None:
         self.by_digest: dict[str, list[tuple[int, Box, int | None]]] = defaultdict(list)
@@ -112,10 +112,7 @@ class _FaceIndex:
 
     def _find(self, key: FaceKey) -> tuple[int, Box, int | None] | None:
         candidates = self.by_digest.get(key[0], [])
-        pairs = same_faces(
-            [(key[1], None, None, None, None)],
-            [(box, None, None, None, None) for _, box, _ in candidates],
-        )
+        pairs = same_boxes([key[1]], [box for _, box, _ in candidates])
         return candidates[pairs[0][1]] if pairs else None
 
     def person_of(self, key: FaceKey) -> int | None:
