@@ -258,3 +258,13 @@ def test_a_photo_read_again_pairs_faces_by_box() -> None:
         ((14, 112, 112, 12), None, None, None, None),
     ]
     assert same_faces(old, new) == [(0, 1)]
+
+
+def test_a_clip_face_departed_without_its_moment_is_still_matched_by_box() -> None:
+    # Departed before faces kept their moment and track (schema 8): the box is all there is.
+    old: list[Seen] = [((100, 200, 200, 100), None, None, None, None)]
+    new: list[Seen] = [
+        ((100, 500, 200, 400), 1500, 1, 0, 3000),
+        ((102, 202, 202, 102), 1500, 2, 0, 3000),
+    ]
+    assert same_faces(old, new) == [(0, 1)]

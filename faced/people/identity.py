@@ -352,18 +352,21 @@ def same_faces(old: Sequence[Seen], new: Sequence[Seen]) -> list[tuple[int, int]
 
     In a clip, faces sampled at other moments seldom share a box, and a box says nothing of
     who stood there a shot later; so whole tracks are paired (clip_tracks), and each new face
-    takes after the old face of its paired track nearest to it in time.
+    takes after the old face of its paired track nearest to it in time. An old face recorded
+    without its moment goes by the photo rule, with the new faces not paired so.
     """
-    photo_old = [i for i, s in enumerate(old) if s[1] is None]
-    photo_new = [j for j, s in enumerate(new) if s[1] is None]
-    pairs = [
-        (photo_old[i], photo_new[j])
-        for i, j in same_boxes([old[i][0] for i in photo_old], [new[j][0] for j in photo_new])
-    ]
     clip_old = [i for i, s in enumerate(old) if s[1] is not None]
     clip_new = [j for j, s in enumerate(new) if s[1] is not None]
-    if clip_old and clip_new:
-        pairs += clip_tracks(old, clip_old, new, clip_new)
+    pairs = clip_tracks(old, clip_old, new, clip_new) if clip_old and clip_new else []
+    # A face without a moment is a photo's, or a clip's that departed before departed faces
+    # kept their moment (schema 8): it is matched by box, as it always was.
+    paired = {j for _, j in pairs}
+    by_box_old = [i for i, s in enumerate(old) if s[1] is None]
+    by_box_new = [j for j in range(len(new)) if j not in paired]
+    pairs += [
+        (by_box_old[i], by_box_new[j])
+        for i, j in same_boxes([old[i][0] for i in by_box_old], [new[j][0] for j in by_box_new])
+    ]
     return pairs
 
 
