@@ -401,38 +401,35 @@ def clip_tracks(
     """
     old_tracks, new_tracks = _tracks(old, old_idx), _tracks(new, new_idx)
     candidates = []
+    takes_after: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (a, b) -> face pairs
     for a, (a_span, a_faces) in enumerate(old_tracks):
         for b, (b_span, b_faces) in enumerate(new_tracks):
             overlap = min(a_span[1], b_span[1]) - max(a_span[0], b_span[0])
             if overlap < 0:
                 continue
-            agree = sum(
-                bool(same_boxes([old[_nearest_in_time(old, a_faces, new[j][1])][0]], [new[j][0]]))
-                for j in b_faces
-            )
+            faces = [(_nearest_in_time(old, a_faces, new[j][1]), j) for j in b_faces]
+            agree = sum(bool(same_boxes([old[i][0]], [new[j][0]])) for i, j in faces)
             if 2 * agree >= len(b_faces):
                 candidates.append((-agree / len(b_faces), -overlap, a, b))
+                takes_after[a, b] = faces
     pairs, used_old, used_new = [], set(), set()
     for _, _, a, b in sorted(candidates):
-        if a in used_old or b in used_new:
-            continue
-        used_old.add(a)
-        used_new.add(b)
-        a_faces, b_faces = old_tracks[a][1], new_tracks[b][1]
-        pairs += [(_nearest_in_time(old, a_faces, new[j][1]), j) for j in b_faces]
+        if a not in used_old and b not in used_new:
+            used_old.add(a)
+            used_new.add(b)
+            pairs += takes_after[a, b]
     return pairs
 
 
 def _tracks(seen: Sequence[Seen], idx: list[int]) -> list[tuple[tuple[int, int], list[int]]]:
     """A clip's faces grouped by track: (time the track covers, its faces' indices)."""
-    groups: dict[tuple[object, ...], list[int]] = {}
+    groups: dict[tuple[str, int], list[int]] = {}
     for i in idx:
-        _, ms, track, start, end = seen[i]
-        key: tuple[object, ...] = ("track", track) if track is not None else ("moment", ms, i)
-        groups.setdefault(key, []).append(i)
+        track = seen[i][2]
+        groups.setdefault(("track", track) if track is not None else ("alone", i), []).append(i)
     out = []
     for faces in groups.values():
-        _, ms, _, start, end = seen[faces[0]]
+        _, _, _, start, end = seen[faces[0]]
         moments = [int(seen[i][1] or 0) for i in faces]
         lo = start if start is not None else min(moments)
         hi = end if end is not None else max(moments)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from faced.records import Box, EncodeResult, Status
+from faced.records import Box, EncodeResult, Face, Status
 from faced.store.db import Db
 
 # Where a face was seen in a file: its box, and in a clip its moment (ms) and its track (number,
@@ -75,6 +75,12 @@ def _drop(c: sqlite3.Connection, image_id: int, digest: str | None, now: float) 
         ).rowcount
     c.execute("DELETE FROM images WHERE id = ?", (image_id,))
     return departed
+
+
+def _seen(face: Face) -> Seen:
+    """Where `face` was seen, as the Match takes it."""
+    t = face.track
+    return (face.box, face.frame_ms, *((t.number, t.start_ms, t.end_ms) if t else (None,) * 3))
 
 
 def _survivor(c: sqlite3.Connection, person_id: int) -> int:
@@ -220,17 +226,7 @@ class Images:
                     ),
                 )
                 assert fc.lastrowid is not None
-                span = face.track
-                new_faces.append(
-                    (
-                        fc.lastrowid,
-                        (
-                            face.box,
-                            face.frame_ms,
-                            *((span.number, span.start_ms, span.end_ms) if span else (None,) * 3),
-                        ),
-                    )
-                )
+                new_faces.append((fc.lastrowid, _seen(face)))
                 c.execute(
                     "INSERT INTO thumbs (face_id, jpeg) VALUES (?, ?)", (fc.lastrowid, face.thumb)
                 )
