@@ -9,7 +9,8 @@ then every clustering variant is scored over many libraries drawn from them:
 - `fixture_extras` (group photos labelled from LABELS.csv, no-face photos) and
   `jurassic_park_noisy` (web photos: statues, drawings, wrong labels).
 
-A library is scored as a user sees it: each photo's largest face carries the photo's label
+A library is scored as a user sees it: each photo's subject (`faced eval`'s rule: its largest face
+not cut by the frame) carries the photo's label
 (bystanders are clustered, not scored; in group photos each face is labelled from LABELS.csv),
 and a cluster smaller than `clustering.min_faces` is no folder, so its faces count as alone.
 Per kind it prints the median and the worst pairwise F, BCubed F and BCubed precision, the share
@@ -40,8 +41,8 @@ from faced.config import ClusteringConfig, Config
 from faced.people.cluster import cluster_faces
 from faced.people.identity import same_boxes
 from faced.pipeline.rules import cluster_params
-from faced.records import Box, Face
-from faced.tools.metrics import bcubed, pairwise
+from faced.records import Box
+from faced.tools.metrics import bcubed, pairwise, subject_face
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache" / "quality"
@@ -76,20 +77,16 @@ class FaceSet:
 
 def encode_set(name: str, detector: Literal["hog", "yunet"] = "hog") -> FaceSet:
     """Every face of a shared set, as faced's pipeline finds and describes it with `detector`
-    (cached per detector)."""
+    (cached per detector), labelled as `label_faces` labels them (at load: a change of the
+    labelling rule needs no encoding)."""
     cache = CACHE / (f"{name}.npz" if detector == "hog" else f"{name}.{detector}.npz")
     root = FACES / name
     if cache.exists():
         data = np.load(cache, allow_pickle=False)
-        if "weak" in data.files:  # else a cache from before scores were kept: encode again
-            labels = json.loads(str(data["photo_label"]))
-            return FaceSet(
-                data["enc"],
-                data["photo"],
-                data["label"],
-                {int(k): v for k, v in labels.items()},
-                data["weak"],
-            )
+        if "box" in data.files:  # else a cache from before boxes were kept: encode again
+            kept = json.loads(str(data["photos"]))
+            known = {int(k): (rel, w, h) for k, (rel, w, h) in kept.items()}
+            return _labelled(root, data["enc"], data["photo"], data["box"], data["weak"], known)
     from faced.pipeline.discover import walk
     from faced.pipeline.scan import local_encoder
 
@@ -97,38 +94,59 @@ def encode_set(name: str, detector: Literal["hog", "yunet"] = "hog") -> FaceSet:
     cfg = dataclasses.replace(cfg, detection=dataclasses.replace(cfg.detection, detector=detector))
     paths = [p for p, _, _ in walk([root], cfg.images)]
     print(f"encoding {len(paths)} photos of {name} once (cached in {cache})...", file=sys.stderr)
-    group_boxes = _group_labels(root)
-    enc, photo, label, photo_label, weak = [], [], [], {}, []
+    enc, photo, box, weak = [], [], [], []
+    photos: dict[int, tuple[str, int, int]] = {}
     index = {p: i for i, p in enumerate(sorted(paths))}
     for result in (r for done in local_encoder(cfg)(sorted(paths)) for r in done):
         pid = index[result.path]
-        rel = os.fsdecode(result.path[len(os.fsencode(root)) + 1 :])
-        folder = rel.split("/")[0]
-        photo_label[pid] = folder
-        faces = list(result.faces)
-        scored = _labels_of(rel, folder, faces, group_boxes)
-        for face, lab in zip(faces, scored, strict=True):
+        photos[pid] = (
+            os.fsdecode(result.path[len(os.fsencode(root)) + 1 :]),
+            result.width,
+            result.height,
+        )
+        for face in result.faces:
             enc.append(face.encoding)
             photo.append(pid)
-            label.append(lab)
+            box.append(face.box)
             weak.append(face.score is not None and face.score < 0)
-    fs = FaceSet(
+    arrays = (
         np.array(enc, np.float32).reshape(-1, 128),
         np.array(photo, np.int64),
-        np.array(label, dtype=str),
-        photo_label,
+        np.array(box, np.int64).reshape(-1, 4),
         np.array(weak, dtype=bool),
     )
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(
         cache,
-        enc=fs.enc,
-        photo=fs.photo,
-        label=fs.label,
-        photo_label=json.dumps(photo_label),
-        weak=fs.weak,
+        enc=arrays[0],
+        photo=arrays[1],
+        box=arrays[2],
+        weak=arrays[3],
+        photos=json.dumps(photos),
     )
-    return fs
+    return _labelled(root, *arrays, photos)
+
+
+def _labelled(
+    root: Path,
+    enc: np.ndarray,
+    photo: np.ndarray,
+    box: np.ndarray,
+    weak: np.ndarray,
+    photos: dict[int, tuple[str, int, int]],
+) -> FaceSet:
+    """The faces with their labels (photos: id -> (path under root, width, height))."""
+    groups = _group_labels(root)
+    label = np.full(len(enc), "", dtype=object)
+    rows: dict[int, list[int]] = defaultdict(list)
+    for i, p in enumerate(photo.tolist()):
+        rows[p].append(i)
+    for p, idx in rows.items():
+        rel, width, height = photos[p]
+        boxes = [(int(t), int(r), int(b), int(left)) for t, r, b, left in box[idx]]
+        label[idx] = label_faces(rel, boxes, width, height, groups)
+    photo_label = {p: rel.split("/")[0] for p, (rel, _, _) in photos.items()}
+    return FaceSet(enc, photo, label.astype(str), photo_label, weak)
 
 
 def _group_labels(root: Path) -> dict[str, list[tuple[str, Box]]]:
@@ -154,24 +172,26 @@ def _group_labels(root: Path) -> dict[str, list[tuple[str, Box]]]:
     return out
 
 
-def _labels_of(
-    rel: str, folder: str, faces: list[Face], groups: dict[str, list[tuple[str, Box]]]
+def label_faces(
+    rel: str, boxes: list[Box], width: int, height: int, groups: dict[str, list[tuple[str, Box]]]
 ) -> list[str]:
+    """The label of each face of the photo at `rel` ("" unscored): in a group photo from its
+    box, elsewhere the photo's subject (`faced eval`'s rule, metrics.subject_face) carries the
+    folder's label and bystanders are not scored."""
+    folder = rel.split("/")[0]
     if folder == "noface":
-        return [NONFACE] * len(faces)
+        return [NONFACE] * len(boxes)
+    out = [""] * len(boxes)
     if rel in groups:  # a group photo: label each face by its box
         known = groups[rel]
-        pairs = same_boxes([b for _, b in known], [f.box for f in faces])
-        out = [""] * len(faces)
-        for k, f in pairs:
+        for k, f in same_boxes([b for _, b in known], boxes):
             out[f] = known[k][0].split("(")[-1].rstrip(")").strip() if known[k][0] else ""
         return out
     if folder == "group":
-        return [""] * len(faces)
-    out = [""] * len(faces)
-    if faces:  # the largest face carries the folder's label; bystanders are not scored
-        largest = max(range(len(faces)), key=lambda i: faces[i].box[2] - faces[i].box[0])
-        out[largest] = folder
+        return out
+    subject = subject_face(boxes, width, height)
+    if subject is not None:
+        out[subject] = folder
     return out
 
 

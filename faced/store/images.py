@@ -148,6 +148,12 @@ class Images:
             out.update((bytes(r[1]), ImageRow.of(r)) for r in rows)
         return out
 
+    def sizes(self) -> dict[int, tuple[int, int]]:
+        """(width, height) of every recorded photo by image id, as it was read (after EXIF
+        rotation; 0 where unknown)."""
+        rows = self.db.conn.execute("SELECT id, width, height FROM images")
+        return {r[0]: (r[1], r[2]) for r in rows}
+
     def get(self, path: bytes) -> ImageRow | None:
         """The record of one path, if any."""
         r = self.db.conn.execute(

@@ -1,6 +1,7 @@
 """`faced eval`: run the real pipeline on folders labelled by person and score the result.
 
-LABELLED_DIR/<person>/<photo>: each photo's largest face is labelled with its folder's person;
+LABELLED_DIR/<person>/<photo>: each photo's subject (its largest face not cut by the frame,
+metrics.subject_face) is labelled with its folder's person;
 other faces in it (bystanders) are clustered like any face but not scored, since nobody knows
 who they are. Faces left alone count as clusters of one.
 """
@@ -19,7 +20,8 @@ from faced.pipeline.library import Library
 from faced.pipeline.rules import folder_rule
 from faced.pipeline.scan import Encode, run_scan
 from faced.store import Store
-from faced.tools.metrics import bcubed, pairwise
+from faced.store.faces import FaceRow
+from faced.tools.metrics import bcubed, pairwise, subject_face
 
 OFTEN = 10  # "people seen often": this many labelled faces or more
 
@@ -40,16 +42,20 @@ def evaluate(
             lib = Library(run_cfg, store)
             run_scan(lib, [labelled], encode)
             rows = store.faces.rows()
+            photo_sizes = store.images.sizes()
             counts = store.counts(folder_rule(cfg))
     prefix = os.fsencode(labelled).rstrip(b"/") + b"/"
-    best: dict[bytes, tuple[int, int]] = {}
+    by_photo: dict[bytes, list[FaceRow]] = {}
     for row in rows:
-        top, right, bottom, left = row.box
-        area, person = (bottom - top) * (right - left), row.person_id or -1
-        if row.path.startswith(prefix) and (row.path not in best or area > best[row.path][0]):
-            best[row.path] = (area, person)
+        if row.path.startswith(prefix):
+            by_photo.setdefault(row.path, []).append(row)
+    best: dict[bytes, int] = {}
+    for path, faces in by_photo.items():
+        width, height = photo_sizes.get(faces[0].image_id, (0, 0))
+        subject = faces[subject_face([f.box for f in faces], width, height) or 0]
+        best[path] = subject.person_id or -1
     truth = np.array([os.fsdecode(p[len(prefix) :].split(b"/")[0]) for p in best])
-    pred = np.array([person for _, person in best.values()], dtype=np.int64)
+    pred = np.array(list(best.values()), dtype=np.int64)
     names, sizes = (
         np.unique(truth, return_counts=True) if len(truth) else (np.array([]), np.array([]))
     )

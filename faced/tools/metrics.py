@@ -6,9 +6,12 @@ its own: a person seen once and left alone is a correct answer, not a missing on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from faced.records import Box
 
 
 @dataclass(frozen=True)
@@ -65,3 +68,31 @@ def bcubed(truth: np.ndarray, pred: np.ndarray) -> Scores:
         return Scores(1.0, 1.0, 1.0)
     same, truth_size, cluster_size = _contingency(np.asarray(truth), np.asarray(pred))
     return Scores.of(float(np.mean(same / cluster_size)), float(np.mean(same / truth_size)))
+
+
+def subject_face(boxes: Sequence[Box], width: int, height: int) -> int | None:
+    """Which of a labelled photo's faces carries its label: the largest face whose box does
+    not touch the photo's edge (all faces when every one does), the one nearer the photo's
+    centre between faces of one size; None for a photo without faces.
+
+    A photo labelled with a person is a photo of them, and a photographer frames their subject:
+    a face the frame cuts is a bystander's, however large its visible part, and of two faces
+    of one size the subject is the central one. Without this rule a detector that finds faces
+    cut by the frame (YuNet does, HOG seldom) would change whose face is scored. Boxes are
+    trimmed to the photo, so a cut face is one that reaches its edge. Size is the box's longer
+    side: a detector's boxes come in steps of scale, and of two boxes at one step the area
+    differs by rounding."""
+    if not boxes:
+        return None
+
+    def rank(i: int) -> tuple[int, float]:
+        top, right, bottom, left = boxes[i]
+        off_centre = abs(top + bottom - height) + abs(left + right - width)
+        return (max(bottom - top, right - left), -off_centre)
+
+    def inside(i: int) -> bool:
+        top, right, bottom, left = boxes[i]
+        return top > 0 and left > 0 and bottom < height and right < width
+
+    whole = [i for i in range(len(boxes)) if inside(i)]
+    return max(whole or range(len(boxes)), key=rank)
