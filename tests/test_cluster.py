@@ -183,6 +183,28 @@ def test_six_photos_of_one_person_in_a_small_library_become_one_person() -> None
     assert not set(labels[:6]) & set(labels[6:])
 
 
+def test_five_photos_of_one_person_each_others_nearest_among_strangers_become_one_person() -> None:
+    # Five photos of one person, three and a pair 0.54 apart on average (above the bar for a
+    # group of three), in a dense region: strangers seen once lie 0.58-0.60 from her faces,
+    # too near for the isolation margin, yet each of her faces is nearer to all of her other
+    # faces than to any stranger.
+    rng = np.random.default_rng(0)
+    centre = rng.normal(0, CENTRE_SPREAD, 128)
+    three = centre + rng.normal(0, 0.5 / 16, (3, 128))
+    pair = centre + 0.34 * unit(rng) + rng.normal(0, 0.4 / 16, (2, 128))
+    her = np.concatenate([three, pair])
+    strangers = np.array([her.mean(axis=0) + 0.55 * unit(rng) for _ in range(12)])
+    x = np.concatenate([her, strangers]).astype(np.float32)
+    within = np.linalg.norm(x[:5, None] - x[None, :5], axis=2)
+    nearest_stranger = np.linalg.norm(x[:5, None] - x[None, 5:], axis=2).min(axis=1)
+    assert within[:3, 3:].mean() > merge_threshold(3, P)
+    assert nearest_stranger.min() < within[:3, 3:].mean() + 0.05  # not isolated
+    assert (within.max(axis=1) < nearest_stranger).all()
+    labels = cluster_faces(x, distinct(len(x)), P)
+    assert labels[0] >= 0 and len(set(labels[:5])) == 1
+    assert (labels[5:] == -1).all()
+
+
 def test_a_tight_person_does_not_absorb_the_strangers_around_them() -> None:
     # A dense region of descriptor space: a person seen 20 times, and strangers seen once,
     # each ~0.57 from the person's faces on average (under the size-aware bar) but far from

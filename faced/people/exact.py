@@ -36,6 +36,10 @@ ATTACH_MARGIN = 0.05
 #   are few and far); in a crowd of look-alikes it is not. The spread rules still hold, and
 #   only the SPREAD_FACES + 1 nearest faces of each face are known, so a large group seldom
 #   proves isolated: the rule serves people seen a few times;
+# - so does a group of CLOSED_FACES+ faces that is its own neighbourhood: each of its faces
+#   nearer to all the others than to any face outside, though strangers are near (a dense
+#   region: a person's photos are each other's nearest even where the absolute margin fails).
+#   Two or three strangers are often each other's nearest; four seldom;
 # - a face or small group joins an established cluster only within that cluster's own spread
 #   plus JOIN_GAP: a tight person does not absorb the strangers around it in a dense region;
 # - a face left alone joins the nearest cluster of SMALL_GROUP+ faces within link_threshold
@@ -45,6 +49,7 @@ SPREAD_SAMPLE = 400  # faces a cluster's spread is measured on, at most (about)
 SQUARE_MAX = 4_000  # components up to this size get their neighbours from one square matrix
 JOIN_GAP = 0.15
 SMALL_GROUP = 3
+CLOSED_FACES = 4
 
 
 def cluster_exact(x: np.ndarray, params: ClusterParams) -> np.ndarray:
@@ -144,6 +149,20 @@ class Neighbours:
             return self.beyond
         return float(self.dist[face][-1])
 
+    def closed(self, x: np.ndarray, members: set[int]) -> bool:
+        """True if each face of the group `members` (rows of `x`, the component) is nearer to
+        every other member than to any face outside: the group is each of its faces' own
+        nearest neighbourhood. Stops at the first face for which it is not; a face whose
+        known neighbours are all members counts its farthest known one as the nearest outside
+        (a lower bound), so a group larger than the neighbours kept is not proven closed."""
+        ids = sorted(members)
+        group = x[ids].astype(np.float64)
+        for row, face in enumerate(ids):
+            farthest = float(np.sqrt(((group - group[row]) ** 2).sum(axis=1)).max())
+            if self.nearest_outside(face, members) <= farthest:
+                return False
+        return True
+
     def isolated(self, members: set[int], at: float) -> bool:
         """True if no face outside the group `members` is within `at` of any of them (stops at
         the first that is: in a crowd that is one of the first faces looked at)."""
@@ -165,7 +184,8 @@ def _average_linkage_cut(
     condensed: np.ndarray | None = None,
 ) -> np.ndarray:
     """Average-linkage tree of `x`, cut where a merge is farther than merge_threshold allows,
-    unless the merged group is isolated (with `near`) and nothing says it is two people."""
+    unless the merged group is isolated or closed (with `near`) and nothing says it is two
+    people."""
     n = len(x)
     tree = linkage(
         condensed if condensed is not None else pdist(x.astype(np.float64)), method="average"
@@ -199,7 +219,10 @@ def _average_linkage_cut(
         ok = both and fits and height <= merge_threshold(int(size[big]), params)
         growing = bool((accepted[a] or pending[a]) and (accepted[b] or pending[b]))
         if not ok and growing and fits and height <= params.link_threshold and near is not None:
-            ok = near.isolated(_leaves(tree, node, n), isolated_at(height, params))
+            members = _leaves(tree, node, n)
+            ok = near.isolated(members, isolated_at(height, params)) or (
+                size[small] >= 2 and len(members) >= CLOSED_FACES and near.closed(x, members)
+            )
             pending[node] = not ok
         accepted[node] = ok
     # Each leaf's cluster is its highest accepted ancestor; a pending group inside an accepted
