@@ -278,7 +278,7 @@ def test_decisions_exported_apply_to_a_fresh_state(
     decisions = small.root / "decisions.json"
     assert faced("decisions", "export", decisions, "--state", small.state) == 0
     data = json.loads(decisions.read_text(encoding="utf-8"))
-    assert data["faced_decisions"] == 1 and data["rejections"]
+    assert data["faced_decisions"] == 2 and data["rejections"]
     fresh, people = small.root / "fresh", small.root / "people2"
     assert faced("scan", small.photos, "-o", people, "--state", fresh) == 0
     assert faced("decisions", "import", decisions, "--state", fresh) == 0

@@ -205,6 +205,28 @@ def test_names_of_people_seen_only_in_a_clip_survive_its_reading_again(tmp_path:
     assert sorted(holding_clip(people)) == ["Alpha", "Beta"]
 
 
+@pytest.mark.photos
+def test_decisions_about_a_clip_apply_to_a_state_that_read_it_at_other_moments(
+    tmp_path: Path,
+) -> None:
+    # The same two people side by side, sides swapped in the second shot: keyed by box alone,
+    # each person's faces would be found at both sides, and importing would merge the two.
+    people = scan_clip(tmp_path, [[JERRY, WOZ], [WOZ, JERRY]])
+    state = tmp_path / "s"
+    for folder, name in zip(sorted(holding_clip(people)), ("Alpha", "Beta"), strict=True):
+        assert faced("name", folder, name, "--state", state) == 0
+    before = _sides(state)
+    decisions = tmp_path / "decisions.json"
+    assert faced("decisions", "export", decisions, "--state", state) == 0
+    config = tmp_path / "faced.yaml"
+    config.write_text("video:\n  fps: 3\n  gap_seconds: 0.8\n", encoding="utf-8")
+    fresh, people2 = tmp_path / "fresh", tmp_path / "people2"
+    photos = tmp_path / "photos"
+    assert faced("scan", photos, "-o", people2, "--state", fresh, "--config", config) == 0
+    assert faced("decisions", "import", decisions, "--state", fresh) == 0
+    assert _sides(fresh) == before
+
+
 def test_a_clip_is_read_again_when_how_tracks_are_cut_changes() -> None:
     det, video = DetectionConfig(), VideoConfig()
     for change in ({"gap_seconds": 2.5}, {"fps": 3.0}, {"faces_per_track": 5}):

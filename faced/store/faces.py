@@ -9,6 +9,7 @@ import numpy as np
 
 from faced.records import Box
 from faced.store.db import Db
+from faced.store.images import Seen
 
 # Faces of one video frame share a "photo" id: the image id, scaled, plus the frame's time.
 _PHOTO_OF_FACE = "image_id * 1000000000 + COALESCE(frame_ms, 0)"
@@ -231,15 +232,20 @@ class Faces:
             for r in rows
         ]
 
-    def keyed(self) -> list[tuple[int, str, Box, int | None]]:
-        """(face id, photo's content hash, box, person id or None) of every face whose photo
-        was read whole: the faces as a decisions file names them."""
+    def keyed(self) -> list[tuple[int, str, Seen, int | None]]:
+        """(face id, file's content hash, where the face was seen, person id or None) of every
+        face whose file was read whole: the faces as a decisions file names them. Where a face
+        was seen is its box and, in a clip, its moment and track (Seen: what same_faces pairs)."""
         rows = self.db.conn.execute(
-            "SELECT f.id, i.digest, f.box_top, f.box_right, f.box_bottom, f.box_left, f.person_id"
+            "SELECT f.id, i.digest, f.box_top, f.box_right, f.box_bottom, f.box_left,"
+            " f.frame_ms, f.track, f.track_start, f.track_end, f.person_id"
             " FROM faces f JOIN images i ON i.id = f.image_id WHERE i.digest IS NOT NULL"
             " ORDER BY f.id"
         )
-        return [(r[0], str(r[1]), (r[2], r[3], r[4], r[5]), r[6]) for r in rows]
+        return [
+            (r[0], str(r[1]), ((r[2], r[3], r[4], r[5]), r[6], r[7], r[8], r[9]), r[10])
+            for r in rows
+        ]
 
     def of_image(self, image_id: int) -> list[tuple[int, int | None]]:
         """(face id, person id or None) of an image's faces, the largest first."""
