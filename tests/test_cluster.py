@@ -205,6 +205,22 @@ def test_five_photos_of_one_person_each_others_nearest_among_strangers_become_on
     assert (labels[5:] == -1).all()
 
 
+def test_a_far_photo_of_a_person_nobody_else_is_near_joins_them() -> None:
+    # Nine photos of one person and a tenth 0.58 from them on average: within dlib's line and
+    # the person's own spread plus the gap, but above the bar for a group of nine, and each
+    # face knows only its 6 nearest, all of them hers. Nobody else is within 0.6 of her.
+    rng = np.random.default_rng(1)
+    centre = rng.normal(0, CENTRE_SPREAD, 128)
+    nine = centre + rng.normal(0, 0.45 / 16, (9, 128))
+    tenth = centre + 0.44 * unit(rng) + rng.normal(0, 0.2 / 16, 128)
+    others, _ = people(rng, [8, 6, 5])
+    x = np.concatenate([nine, tenth[None], others]).astype(np.float32)
+    assert np.linalg.norm(nine - tenth, axis=1).mean() > merge_threshold(9, P)
+    labels = cluster_faces(x, distinct(len(x)), P)
+    assert labels[0] >= 0 and len(set(labels[:10])) == 1
+    assert not set(labels[:10]) & set(labels[10:])
+
+
 def test_a_tight_person_does_not_absorb_the_strangers_around_them() -> None:
     # A dense region of descriptor space: a person seen 20 times, and strangers seen once,
     # each ~0.57 from the person's faces on average (under the size-aware bar) but far from

@@ -139,13 +139,14 @@ class Neighbours:
         return cls(index, dist, beyond)
 
     def nearest_outside(self, face: int, members: set[int]) -> float:
-        """The distance from `face` to its nearest face not in `members` (a lower bound when
-        every known neighbour is a member: the farthest one's, or `beyond` if the whole
-        component is known)."""
+        """The distance from `face` to its nearest face not in `members`: `beyond` when
+        `members` and `face` are the whole component or every face of it is known, else a
+        lower bound when every known neighbour is a member (the farthest one's)."""
         for j, d in zip(self.index[face], self.dist[face], strict=True):
             if j not in members:
                 return float(d)
-        if self.complete or not len(self.dist[face]):
+        whole = len(members) + (face not in members) >= len(self.index)
+        if self.complete or whole or not len(self.dist[face]):
             return self.beyond
         return float(self.dist[face][-1])
 
