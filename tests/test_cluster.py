@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from sklearn.cluster import DBSCAN
 
+from faced.people import exact
 from faced.people.cluster import cluster_faces
-from faced.people.exact import _average_linkage_cut, attach_loners
+from faced.people.exact import _average_linkage_cut, _split_large, attach_loners
 from faced.people.params import merge_threshold
 from faced.tools.metrics import bcubed, pairwise
 
@@ -255,3 +257,25 @@ def test_a_weak_face_close_to_a_person_joins_them() -> None:
     weak[-2:] = True  # two of their faces scored just below the detector's line
     labels = cluster_faces(x, np.arange(len(x)), P, weak)
     assert labels[0] >= 0 and (labels == labels[0]).all()
+
+
+def test_each_part_of_a_split_component_knows_how_far_the_other_parts_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A component too large for one tree is split at tighter radii; the isolation rules must
+    # not take a part's edge for dlib's line: faces of other parts may be nearer than 0.6.
+    monkeypatch.setattr(exact, "MAX_EXACT", 12)
+    rng = np.random.default_rng(5)
+    x, _ = people(rng, [10, 10, 10])
+    x = np.concatenate([x, x[:10] + 0.3 * unit(rng), x[10:20] + 0.3 * unit(rng)])
+    x = x.astype(np.float32)
+    members = np.arange(len(x))
+    parts = _split_large(x, members, P)
+    assert len(parts) > 1 and all(len(part) <= 12 for part, _ in parts)
+    gaps = []
+    for part, beyond in parts:
+        rest = np.setdiff1d(members, part)
+        nearest = float(np.linalg.norm(x[part][:, None] - x[rest][None], axis=2).min())
+        assert nearest > beyond
+        gaps.append(nearest)
+    assert min(gaps) < P.link_threshold  # parts nearer than dlib's line: the case at stake

@@ -59,12 +59,12 @@ def cluster_exact(x: np.ndarray, params: ClusterParams) -> np.ndarray:
     for members in _components(x, params.link_threshold):
         if len(members) < 2:
             continue
-        for sub in _split_large(x, members, params):
+        for sub, beyond in _split_large(x, members, params):
             if len(sub) < 2:
                 continue
             xs = x[sub]
             condensed = pdist(xs.astype(np.float64))
-            near = Neighbours.of(xs, SPREAD_FACES + 1, params.link_threshold, condensed)
+            near = Neighbours.of(xs, SPREAD_FACES + 1, beyond, condensed)
             local = attach_loners(xs, _average_linkage_cut(xs, params, near, condensed), params)
             local = attach_isolated(xs, local, params, near)
             for lab in np.unique(local[local >= 0]):
@@ -81,24 +81,30 @@ def _components(x: np.ndarray, radius: float) -> list[np.ndarray]:
     return [np.sort(g) for g in np.split(order, bounds)]
 
 
-def _split_large(x: np.ndarray, members: np.ndarray, params: ClusterParams) -> list[np.ndarray]:
-    """Break a component too large for the exact tree into tighter DBSCAN components."""
+def _split_large(
+    x: np.ndarray, members: np.ndarray, params: ClusterParams
+) -> list[tuple[np.ndarray, float]]:
+    """Break a component too large for the exact tree into tighter DBSCAN components, each
+    with how far every face outside it is at least (the radius it was split at; 0 for the
+    first MAX_EXACT faces of a group that would not split, the rest of which are left out)."""
     if len(members) <= MAX_EXACT:
-        return [members]
+        return [(members, params.link_threshold)]
     log.warning(
         "a group of %d similar faces is split before clustering (MAX_EXACT %d)",
         len(members),
         MAX_EXACT,
     )
-    radius = params.link_threshold
-    pending, done = [members], []
+    pending: list[tuple[np.ndarray, float]] = [(members, params.link_threshold)]
+    done: list[tuple[np.ndarray, float]] = []
     while pending:
-        group = pending.pop()
-        if len(group) <= MAX_EXACT or radius <= 0.2:
-            done.append(group[:MAX_EXACT] if len(group) > MAX_EXACT else group)
-            continue
-        radius -= 0.04
-        pending.extend(group[sub] for sub in _components(x[group], radius))
+        group, radius = pending.pop()
+        if len(group) <= MAX_EXACT:
+            done.append((group, radius))
+        elif radius <= 0.2 + 1e-9:
+            done.append((group[:MAX_EXACT], 0.0))
+        else:
+            tighter = radius - 0.04
+            pending.extend((group[sub], tighter) for sub in _components(x[group], tighter))
     return done
 
 
