@@ -62,15 +62,21 @@ def cluster_exact(x: np.ndarray, params: ClusterParams) -> np.ndarray:
         for sub, beyond in _split_large(x, members, params):
             if len(sub) < 2:
                 continue
-            xs = x[sub]
-            condensed = pdist(xs.astype(np.float64))
-            near = Neighbours.of(xs, SPREAD_FACES + 1, beyond, condensed)
-            local = attach_loners(xs, _average_linkage_cut(xs, params, near, condensed), params)
-            local = attach_isolated(xs, local, params, near)
+            local = cluster_component(x[sub], params, beyond)
             for lab in np.unique(local[local >= 0]):
                 labels[sub[local == lab]] = next_label
                 next_label += 1
     return labels
+
+
+def cluster_component(xs: np.ndarray, params: ClusterParams, beyond: float) -> np.ndarray:
+    """Labels (-1: alone) of the faces of one component (2 or more; every face outside it is
+    farther than `beyond` from all of them) by every rule of the exact path: the size-aware
+    tree with its density rules, then the loners."""
+    condensed = pdist(xs.astype(np.float64))
+    near = Neighbours.of(xs, SPREAD_FACES + 1, beyond, condensed)
+    local = attach_loners(xs, _average_linkage_cut(xs, params, near, condensed), params)
+    return attach_isolated(xs, local, params, near)
 
 
 def _components(x: np.ndarray, radius: float) -> list[np.ndarray]:

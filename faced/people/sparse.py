@@ -16,6 +16,9 @@ is quadratic. Here:
    in the same round (one level only, so nothing chains through a round). A face's best
    partner is chosen among the merges allowed, so a refused stranger never blocks it from
    a cluster it may join: the exact path's attach_loners has nothing left to do here.
+
+The graph's small components (up to SMALL_COMPONENT faces) skip the rounds: each is clustered
+by the exact path's own rules, density rules included, as in a small library.
 """
 
 from __future__ import annotations
@@ -23,13 +26,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
+from faced.people.exact import cluster_component
 from faced.people.labels import one_face_per_photo, renumber
 from faced.people.params import SPREAD_FACES, ClusterParams
 
 NEIGHBOURS = 10
 EXACT_KNN = 20_000  # up to this many faces the neighbours are found exactly
 PCA_DIMS = 32
+# A component of the neighbour graph (faces linked within link_threshold) up to this many
+# faces is clustered by the exact path's rules (faced.people.exact.cluster_component): people
+# seen a few times, far from everyone, are such components, and the density rules are made
+# for them. Each costs a tree of its own; more of them than this would push a re-cluster of
+# a million faces past its budget (docs/decisions/clustering.md).
+SMALL_COMPONENT = 50
 
 
 def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +98,12 @@ def cluster_large(
     near = (b >= 0) & (dist.ravel() <= params.link_threshold)
     a, b, d = a[near], b[near], dist.ravel()[near]
     del ids, dist, near
+    # The graph's small components take the exact path, density rules and all; the sparse
+    # rounds below see only the faces of the large ones.
+    small, exact = _exact_small(x, a, b, params)
+    keep = ~small[a]
+    a, b, d = a[keep], b[keep], d[keep]
+    del keep
     label = np.arange(n, dtype=np.int32)
     size = np.ones(n)
     sq_sum = np.einsum("ij,ij->i", x, x).astype(np.float64)
@@ -169,9 +187,40 @@ def cluster_large(
     labels = label.astype(np.int64)
     counts = np.bincount(labels, minlength=n)
     labels[counts[labels] < 2] = -1
+    labels[small] = exact[small]
     if params.one_face_per_photo:
         labels = one_face_per_photo(x, np.asarray(photo_ids), labels)
     return renumber(labels)
+
+
+def _exact_small(
+    x: np.ndarray, a: np.ndarray, b: np.ndarray, params: ClusterParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """The faces of the components of the graph `a`-`b` (edges within link_threshold) of 2 to
+    SMALL_COMPONENT faces, clustered by the exact path's rules: (a mask of those faces, their
+    labels: each cluster's lowest face index, -1 alone)."""
+    n = len(x)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    sizes = np.bincount(comp)
+    small = (sizes[comp] >= 2) & (sizes[comp] <= SMALL_COMPONENT)
+    out = np.full(n, -1, dtype=np.int64)
+    # Two faces alone within link_threshold of each other are isolated, and so one person by
+    # the exact rules, whatever their distance: no tree needed.
+    pairs = small & (sizes[comp] == 2)
+    first = np.full(len(sizes), n, dtype=np.int64)
+    np.minimum.at(first, comp[pairs], np.flatnonzero(pairs))
+    out[pairs] = first[comp[pairs]]
+    faces = np.flatnonzero(small & ~pairs)
+    order = faces[np.argsort(comp[faces], kind="stable")]
+    for members in np.split(order, np.flatnonzero(np.diff(comp[order])) + 1):
+        if not len(members):
+            continue
+        local = cluster_component(x[members], params, params.link_threshold)
+        for lab in np.unique(local[local >= 0]):
+            group = members[local == lab]
+            out[group] = group.min()
+    return small, out
 
 
 class _Means:
