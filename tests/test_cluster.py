@@ -155,6 +155,23 @@ def person(rng: np.random.Generator, n: int, apart: float) -> np.ndarray:
     return (centre + rng.normal(0, apart / 16, (n, 128))).astype(np.float32)
 
 
+def two_sittings(
+    rng: np.random.Generator, n: int, apart: float, m: int, m_apart: float, offset: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One person's faces in two groups around a random centre: `n` faces `apart` from each
+    other on average, and `m` more `m_apart` apart whose centre is `offset` away."""
+    centre = rng.normal(0, CENTRE_SPREAD, 128)
+    first = centre + rng.normal(0, apart / 16, (n, 128))
+    second = centre + offset * unit(rng) + rng.normal(0, m_apart / 16, (m, 128))
+    return first, second
+
+
+def assert_one_person(labels: np.ndarray, n: int) -> None:
+    """The first `n` faces are one person, and nobody else's faces are theirs."""
+    assert labels[0] >= 0 and len(set(labels[:n])) == 1
+    assert not set(labels[:n]) & set(labels[n:])
+
+
 def test_four_photos_of_one_person_in_a_small_library_become_a_person() -> None:
     # Madonna in a family library: her four photos are 0.5-0.6 apart, above the pair bar, but
     # nobody else in the library is anywhere near her.
@@ -162,9 +179,7 @@ def test_four_photos_of_one_person_in_a_small_library_become_a_person() -> None:
     her = person(rng, 4, 0.55)
     others, _ = people(rng, [8, 6, 5])
     x = np.concatenate([her, others])
-    labels = cluster_faces(x, distinct(len(x)), P)
-    assert labels[0] >= 0 and len(set(labels[:4])) == 1
-    assert not set(labels[:4]) & set(labels[4:])
+    assert_one_person(cluster_faces(x, distinct(len(x)), P), 4)
 
 
 def test_six_photos_of_one_person_in_a_small_library_become_one_person() -> None:
@@ -173,16 +188,12 @@ def test_six_photos_of_one_person_in_a_small_library_become_one_person() -> None
     # two, and the whole group larger than the small groups the isolation rule once stopped at.
     # Nobody else in the library is near her.
     rng = np.random.default_rng(28)
-    centre = rng.normal(0, CENTRE_SPREAD, 128)
-    four = centre + rng.normal(0, 0.5 / 16, (4, 128))
-    pair = centre + 0.34 * unit(rng) + rng.normal(0, 0.38 / 16, (2, 128))
+    four, pair = two_sittings(rng, 4, 0.5, 2, 0.38, 0.34)
     her = np.concatenate([four, pair]).astype(np.float32)
     assert np.linalg.norm(four[:, None] - pair[None], axis=2).mean() > merge_threshold(4, P)
     others, _ = people(rng, [8, 6, 5])
     x = np.concatenate([her, others])
-    labels = cluster_faces(x, distinct(len(x)), P)
-    assert labels[0] >= 0 and len(set(labels[:6])) == 1
-    assert not set(labels[:6]) & set(labels[6:])
+    assert_one_person(cluster_faces(x, distinct(len(x)), P), 6)
 
 
 def test_five_photos_of_one_person_each_others_nearest_among_strangers_become_one_person() -> None:
@@ -191,9 +202,7 @@ def test_five_photos_of_one_person_each_others_nearest_among_strangers_become_on
     # too near for the isolation margin, yet each of her faces is nearer to all of her other
     # faces than to any stranger.
     rng = np.random.default_rng(0)
-    centre = rng.normal(0, CENTRE_SPREAD, 128)
-    three = centre + rng.normal(0, 0.5 / 16, (3, 128))
-    pair = centre + 0.34 * unit(rng) + rng.normal(0, 0.4 / 16, (2, 128))
+    three, pair = two_sittings(rng, 3, 0.5, 2, 0.4, 0.34)
     her = np.concatenate([three, pair])
     strangers = np.array([her.mean(axis=0) + 0.55 * unit(rng) for _ in range(12)])
     x = np.concatenate([her, strangers]).astype(np.float32)
@@ -212,15 +221,11 @@ def test_a_far_photo_of_a_person_nobody_else_is_near_joins_them() -> None:
     # the person's own spread plus the gap, but above the bar for a group of nine, and each
     # face knows only its 6 nearest, all of them hers. Nobody else is within 0.6 of her.
     rng = np.random.default_rng(1)
-    centre = rng.normal(0, CENTRE_SPREAD, 128)
-    nine = centre + rng.normal(0, 0.45 / 16, (9, 128))
-    tenth = centre + 0.44 * unit(rng) + rng.normal(0, 0.2 / 16, 128)
+    nine, tenth = two_sittings(rng, 9, 0.45, 1, 0.2, 0.44)
     others, _ = people(rng, [8, 6, 5])
-    x = np.concatenate([nine, tenth[None], others]).astype(np.float32)
+    x = np.concatenate([nine, tenth, others]).astype(np.float32)
     assert np.linalg.norm(nine - tenth, axis=1).mean() > merge_threshold(9, P)
-    labels = cluster_faces(x, distinct(len(x)), P)
-    assert labels[0] >= 0 and len(set(labels[:10])) == 1
-    assert not set(labels[:10]) & set(labels[10:])
+    assert_one_person(cluster_faces(x, distinct(len(x)), P), 10)
 
 
 def test_a_tight_person_does_not_absorb_the_strangers_around_them() -> None:

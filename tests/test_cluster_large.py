@@ -9,7 +9,8 @@ from faced.people.cluster import cluster_faces
 from faced.people.sparse import cluster_large
 from faced.tools.metrics import bcubed, pairwise
 
-from .synthetic import CENTRE_SPREAD, params, people, two_groups
+from .synthetic import params, people, two_groups
+from .test_cluster import assert_one_person, person
 
 P = params()
 
@@ -67,10 +68,7 @@ def test_a_library_too_large_for_the_tree_still_finds_a_person_nobody_is_near() 
     # the pair bar, and nobody near her; her faces are a small component of the neighbour
     # graph, clustered by the exact path's rules.
     rng = np.random.default_rng(11)
-    centre = rng.normal(0, CENTRE_SPREAD, 128)
-    her = (centre + rng.normal(0, 0.55 / 16, (4, 128))).astype(np.float32)
+    her = person(rng, 4, 0.55)
     others, _ = people(rng, [8, 6, 5])
     x = np.concatenate([her, others])
-    labels = cluster_large(x, distinct(len(x)), P)
-    assert labels[0] >= 0 and len(set(labels[:4])) == 1
-    assert not set(labels[:4]) & set(labels[4:])
+    assert_one_person(cluster_large(x, distinct(len(x)), P), 4)

@@ -141,14 +141,8 @@ def _raw(key: FaceKey) -> list[Any]:
 def _key(raw: Any) -> FaceKey:
     digest, box, *clip = raw
     t, r, b, left = (int(v) for v in box)
-    ms, track, start, end = ((*clip, None, None, None, None)[:4]) if clip else (None,) * 4
-    return str(digest), (
-        (t, r, b, left),
-        None if ms is None else int(ms),
-        None if track is None else int(track),
-        None if start is None else int(start),
-        None if end is None else int(end),
-    )
+    ms, track, start, end = (None if v is None else int(v) for v in (*clip, *[None] * 4)[:4])
+    return str(digest), ((t, r, b, left), ms, track, start, end)
 
 
 def _read(source: Path) -> dict[str, Any]:
