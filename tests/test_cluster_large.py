@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.cluster import DBSCAN
 
 from faced.people.cluster import cluster_faces
+from faced.people.exact import cluster_component
 from faced.people.sparse import cluster_large
 from faced.tools.metrics import bcubed, pairwise
 
@@ -72,3 +73,19 @@ def test_a_library_too_large_for_the_tree_still_finds_a_person_nobody_is_near() 
     others, _ = people(rng, [8, 6, 5])
     x = np.concatenate([her, others])
     assert_one_person(cluster_large(x, distinct(len(x)), P), 4)
+
+
+def test_two_faces_alone_together_cluster_as_the_exact_rules_cluster_them() -> None:
+    # The sparse path pairs two faces alone within dlib's line without building a tree; the
+    # exact path's own code must agree, at any distance up to the line.
+    rng = np.random.default_rng(4)
+    others, _ = people(rng, [8, 6])
+    for apart in (0.3, 0.5, 0.59):
+        centre = rng.normal(0, 1.0, 128) * 0.1
+        direction = rng.normal(0, 1, 128)
+        pair = np.array([centre, centre + apart * direction / np.linalg.norm(direction)])
+        x = np.concatenate([pair.astype(np.float32), others])
+        exact = cluster_component(x[:2], P, P.link_threshold)
+        large = cluster_large(x, distinct(len(x)), P)
+        assert (exact[0] == exact[1] and exact[0] >= 0) == (large[0] == large[1] >= 0)
+        assert large[0] == large[1] >= 0
