@@ -216,6 +216,27 @@ def test_five_photos_of_one_person_each_others_nearest_among_strangers_become_on
     assert (labels[5:] == -1).all()
 
 
+def test_a_photo_unlike_one_of_its_persons_others_still_closes_their_neighbourhood() -> None:
+    # As above, but a stranger lies nearer to one of her faces than that face's farthest
+    # fellow photo is (a photo of a person is often unlike one or two of the others): the face
+    # is still nearer to most of her faces than to the stranger, and so are all the others.
+    rng = np.random.default_rng(0)
+    three, pair = two_sittings(rng, 3, 0.5, 2, 0.4, 0.34)
+    her = np.concatenate([three, pair])
+    strangers = [her.mean(axis=0) + 0.55 * unit(rng) for _ in range(12)]
+    within = np.linalg.norm(her[:, None] - her[None], axis=2)
+    fellows = np.sort(within[0])[1:]
+    strangers.append(her[0] + (fellows[2] + fellows[3]) / 2 * unit(rng))
+    x = np.concatenate([her, np.array(strangers)]).astype(np.float32)
+    nearest_stranger = np.linalg.norm(x[:5, None] - x[None, 5:], axis=2).min(axis=1)
+    assert nearest_stranger[0] < within[0].max()  # not every fellow is nearer than a stranger
+    median_fellow = np.median(np.sort(within, axis=1)[:, 1:], axis=1)
+    assert (median_fellow < nearest_stranger).all()
+    labels = cluster_faces(x, distinct(len(x)), P)
+    assert_one_person(labels, 5)
+    assert (labels[5:] == -1).all()
+
+
 def test_a_far_photo_of_a_person_nobody_else_is_near_joins_them() -> None:
     # Nine photos of one person and a tenth 0.58 from them on average: within dlib's line and
     # the person's own spread plus the gap, but above the bar for a group of nine, and each

@@ -37,8 +37,9 @@ ATTACH_MARGIN = 0.05
 #   only the SPREAD_FACES + 1 nearest faces of each face are known, so a large group seldom
 #   proves isolated: the rule serves people seen a few times;
 # - so does a group of CLOSED_FACES+ faces that is its own neighbourhood: each of its faces
-#   nearer to all the others than to any face outside, though strangers are near (a dense
-#   region: a person's photos are each other's nearest even where the absolute margin fails).
+#   nearer to most of the others than to any face outside, though strangers are near (a dense
+#   region: a person's photos are each other's nearest even where the absolute margin fails;
+#   one photo of a person is often unlike a few of the others, seldom unlike most).
 #   Two or three strangers are often each other's nearest; four seldom;
 # - a face or small group joins an established cluster only within that cluster's own spread
 #   plus JOIN_GAP: a tight person does not absorb the strangers around it in a dense region;
@@ -164,15 +165,16 @@ class Neighbours:
 
     def closed(self, x: np.ndarray, members: set[int]) -> bool:
         """True if each face of the group `members` (rows of `x`, the component) is nearer to
-        every other member than to any face outside: the group is each of its faces' own
-        nearest neighbourhood. Stops at the first face for which it is not; a face whose
-        known neighbours are all members counts its farthest known one as the nearest outside
-        (a lower bound), so a group larger than the neighbours kept is not proven closed."""
+        most of its fellow members than to any face outside: nearer to its median fellow than
+        to its nearest stranger, so that the group is the core of each of its faces' own
+        neighbourhood. Stops at the first face for which it is not; a face whose known
+        neighbours are all members counts its farthest known one as the nearest outside (a
+        lower bound), so a group much larger than the neighbours kept is not proven closed."""
         ids = sorted(members)
         group = x[ids].astype(np.float64)
         for row, face in enumerate(ids):
-            farthest = float(np.sqrt(((group - group[row]) ** 2).sum(axis=1)).max())
-            if self.nearest_outside(face, members) <= farthest:
+            fellows = np.delete(np.sqrt(((group - group[row]) ** 2).sum(axis=1)), row)
+            if self.nearest_outside(face, members) <= float(np.median(fellows)):
                 return False
         return True
 
