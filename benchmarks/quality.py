@@ -7,7 +7,9 @@ then every clustering variant is scored over many libraries drawn from them:
   people; 20 family-sized libraries (8-30 people with 4-40 photos each, plus ~20% strangers);
 - `fixture_small` cut to 3, 4 and 6 photos per person (5 draws each), and whole;
 - `fixture_extras` (group photos labelled from LABELS.csv, no-face photos) and
-  `jurassic_park_noisy` (web photos: statues, drawings, wrong labels).
+  `jurassic_park_noisy` (web photos: statues, drawings, wrong labels);
+- grey portraits made from `lfw_dev` (40 people, 10 grey 92x112 photos each, like the classic
+  grey portrait sets), whole and cut to 5 per person (5 draws).
 
 A library is scored as a user sees it: each photo's subject (`faced eval`'s rule: its largest face
 not cut by the frame) carries the photo's label
@@ -28,6 +30,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from PIL import Image
 
 from faced.config import ClusteringConfig, Config
 from faced.people.cluster import cluster_faces
@@ -76,11 +80,20 @@ class FaceSet:
 
 
 def encode_set(name: str, detector: Literal["hog", "yunet"] = "hog") -> FaceSet:
-    """Every face of a shared set, as faced's pipeline finds and describes it with `detector`
-    (cached per detector), labelled as `label_faces` labels them (at load: a change of the
-    labelling rule needs no encoding)."""
+    """Every face of a shared set (or of a set derived from one, DERIVED), as faced's pipeline
+    finds and describes it with `detector` (cached per detector), labelled as `label_faces`
+    labels them (at load: a change of the labelling rule needs no encoding)."""
     cache = CACHE / (f"{name}.npz" if detector == "hog" else f"{name}.{detector}.npz")
-    root = FACES / name
+    if name in DERIVED:
+        with tempfile.TemporaryDirectory(prefix="faced-quality-") as tmp:
+            root = Path(tmp)
+            if not cache.exists():
+                DERIVED[name](root)
+            return _encode(name, root, cache, detector)
+    return _encode(name, FACES / name, cache, detector)
+
+
+def _encode(name: str, root: Path, cache: Path, detector: Literal["hog", "yunet"]) -> FaceSet:
     if cache.exists():
         data = np.load(cache, allow_pickle=False)
         if "box" in data.files:  # else a cache from before boxes were kept: encode again
@@ -125,6 +138,27 @@ def encode_set(name: str, detector: Literal["hog", "yunet"] = "hog") -> FaceSet:
         photos=json.dumps(photos),
     )
     return _labelled(root, *arrays, photos)
+
+
+def grey_portraits(out: Path) -> None:
+    """A set like the classic grey portrait sets (40 people, 10 photos each, 92x112 grey):
+    the first 40 of `lfw_dev`'s people seen 10+ times, their first 10 photos, the face's
+    region cut from the middle of each (LFW centres its faces), made grey and small."""
+    src = FACES / "lfw_dev"
+    people = sorted(p.name for p in src.iterdir() if len(list(p.glob("*.jpg"))) >= GREY_PHOTOS)
+    for person in people[:GREY_PEOPLE]:
+        (out / person).mkdir(parents=True)
+        for photo in sorted((src / person).glob("*.jpg"))[:GREY_PHOTOS]:
+            with Image.open(photo) as im:
+                grey = im.convert("L").crop(GREY_CROP).resize(GREY_SIZE, Image.Resampling.LANCZOS)
+            grey.save(out / person / f"{photo.stem}.png")
+
+
+# Sets derived from the shared ones (made in a temporary folder when first encoded, never kept).
+GREY_PEOPLE, GREY_PHOTOS = 40, 10
+GREY_CROP = (60, 46, 190, 204)  # of LFW's 250x250: the head, in the portraits' proportions
+GREY_SIZE = (92, 112)
+DERIVED: dict[str, Callable[[Path], None]] = {"lfw_grey": grey_portraits}
 
 
 def _labelled(
@@ -243,6 +277,15 @@ def libraries(sets: dict[str, FaceSet], seed: int) -> Iterator[tuple[str, str, F
                     ps_sorted = sorted(ps)
                     keep |= set(rng.choice(ps_sorted, min(cut, len(ps)), replace=False).tolist())
                 yield f"small, {cut} per person", f"fixture_small/{cut} #{draw}", small.photos(keep)
+    grey = sets.get("lfw_grey")
+    if grey is not None:
+        yield "grey portraits", "lfw_grey", grey
+        by_person = _photos_by_label(grey)
+        for draw in range(5):
+            keep = set()
+            for ps in by_person.values():
+                keep |= set(rng.choice(sorted(ps), 5, replace=False).tolist())
+            yield "grey, 5 per person", f"lfw_grey/5 #{draw}", grey.photos(keep)
     if "fixture_extras" in sets:
         yield "groups and no faces", "fixture_extras", sets["fixture_extras"]
     if "jurassic_park_noisy" in sets:
@@ -378,8 +421,9 @@ def main() -> int:
         "--detector", default="hog", choices=("hog", "yunet"), help="which faces are clustered"
     )
     args = ap.parse_args()
-    names = ("lfw_dev", "fixture_small", "fixture_extras", "jurassic_park_noisy")
-    sets = {n: encode_set(n, args.detector) for n in names if (FACES / n).is_dir()}
+    names = ("lfw_dev", "fixture_small", "fixture_extras", "jurassic_park_noisy", "lfw_grey")
+    shared = {"lfw_grey": "lfw_dev"}
+    sets = {n: encode_set(n, args.detector) for n in names if (FACES / shared.get(n, n)).is_dir()}
     min_faces = ClusteringConfig().min_faces
     rows: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     every: list[dict[str, object]] = []

@@ -44,58 +44,40 @@ ATTACH_MARGIN = 0.05
 # - a face or small group joins an established cluster only within that cluster's own spread
 #   plus JOIN_GAP: a tight person does not absorb the strangers around it in a dense region;
 # - a face left alone joins the nearest cluster of SMALL_GROUP+ faces within link_threshold
-#   when it is isolated from every other face in the same way; within that cluster's spread
-#   plus JOIN_GAP too, unless the library shows almost no strangers: fewer than LONE_SHARE of
-#   its faces are alone (no other face within link_threshold). A family library shows its
-#   strangers, seen once and far from everyone; a set of a few people's own photos shows none,
-#   and there the spread limit only keeps a person's far photos from them.
+#   when it is isolated from every other face in the same way.
 ISOLATION_MARGIN = ATTACH_MARGIN
 SPREAD_SAMPLE = 400  # faces a cluster's spread is measured on, at most (about)
 SQUARE_MAX = 4_000  # components up to this size get their neighbours from one square matrix
 JOIN_GAP = 0.15
 SMALL_GROUP = 3
 CLOSED_FACES = 4
-LONE_SHARE = 0.05
 
 
 def cluster_exact(x: np.ndarray, params: ClusterParams) -> np.ndarray:
     """Labels (0..k-1, -1 alone) of float32 descriptors `x`, before the one-face-per-photo rule."""
     labels = np.full(len(x), -1, dtype=np.int64)
     next_label = 0
-    components = _components(x, params.link_threshold)
-    strangers = shows_strangers(sum(len(c) == 1 for c in components), len(x))
-    for members in components:
+    for members in _components(x, params.link_threshold):
         if len(members) < 2:
             continue
         for sub, beyond in _split_large(x, members, params):
             if len(sub) < 2:
                 continue
-            local = cluster_component(x[sub], params, beyond, strangers=strangers)
+            local = cluster_component(x[sub], params, beyond)
             for lab in np.unique(local[local >= 0]):
                 labels[sub[local == lab]] = next_label
                 next_label += 1
     return labels
 
 
-def cluster_component(
-    xs: np.ndarray, params: ClusterParams, beyond: float, *, strangers: bool = True
-) -> np.ndarray:
+def cluster_component(xs: np.ndarray, params: ClusterParams, beyond: float) -> np.ndarray:
     """Labels (-1: alone) of the faces of one component (2 or more; every face outside it is
     farther than `beyond` from all of them) by every rule of the exact path: the size-aware
-    tree with its density rules, then the loners (`strangers`: whether the library shows
-    strangers, see shows_strangers)."""
+    tree with its density rules, then the loners."""
     condensed = pdist(xs.astype(np.float64))
     near = Neighbours.of(xs, SPREAD_FACES + 1, beyond, condensed)
     local = attach_loners(xs, _average_linkage_cut(xs, params, near, condensed), params)
-    return attach_isolated(xs, local, params, near, spread_limit=strangers)
-
-
-def shows_strangers(lone: int, faces: int) -> bool:
-    """Whether a library of `faces` faces, `lone` of them with no other face within
-    link_threshold, shows strangers: LONE_SHARE of its faces or more are alone. A stranger
-    seen once is alone wherever the library is sparse; a set of a few people's own photos has
-    almost no face alone (docs/decisions/clustering.md, "A library that shows no strangers")."""
-    return lone >= LONE_SHARE * faces
+    return attach_isolated(xs, local, params, near)
 
 
 def _components(x: np.ndarray, radius: float) -> list[np.ndarray]:
@@ -319,18 +301,12 @@ def attach_loners(x: np.ndarray, labels: np.ndarray, params: ClusterParams) -> n
 
 
 def attach_isolated(
-    x: np.ndarray,
-    labels: np.ndarray,
-    params: ClusterParams,
-    near: Neighbours,
-    *,
-    spread_limit: bool = True,
+    x: np.ndarray, labels: np.ndarray, params: ClusterParams, near: Neighbours
 ) -> np.ndarray:
     """Give a face left alone to the nearest cluster of SMALL_GROUP+ faces (by average
-    distance, within link_threshold, and with `spread_limit` within the cluster's spread plus
-    JOIN_GAP) when no face outside that cluster is nearly as close to it: in a sparse library
-    the one person it can belong to. Judged against the clusters as they are: the result does
-    not depend on order."""
+    distance, within link_threshold) when no face outside that cluster is nearly as close to
+    it: in a sparse library the one person it can belong to. Judged against the clusters as
+    they are: the result does not depend on order."""
     alone = np.flatnonzero(labels < 0)
     ids, counts = np.unique(labels[labels >= 0], return_counts=True)
     ids = ids[counts >= SMALL_GROUP]
@@ -340,9 +316,7 @@ def attach_isolated(
     for j, cluster in enumerate(ids):
         average[:, j] = mean_distances(x[alone], x[labels == cluster])
     best = np.argmin(average, axis=1)
-    limit = np.full(len(ids), params.link_threshold)
-    if spread_limit:
-        limit = np.minimum(limit, joining_limits(x, labels, ids))
+    limit = np.minimum(params.link_threshold, joining_limits(x, labels, ids))
     members = {int(c): set(np.flatnonzero(labels == c).tolist()) for c in ids}
     out: np.ndarray = labels.copy()
     for row, face in enumerate(alone):

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from faced.people.exact import cluster_component, shows_strangers
+from faced.people.exact import cluster_component
 from faced.people.labels import one_face_per_photo, renumber
 from faced.people.params import SPREAD_FACES, ClusterParams
 
@@ -203,7 +203,6 @@ def _exact_small(
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
     sizes = np.bincount(comp)
-    strangers = shows_strangers(int((sizes == 1).sum()), n)
     small = (sizes[comp] >= 2) & (sizes[comp] <= SMALL_COMPONENT)
     out = np.full(n, -1, dtype=np.int64)
     # Two faces alone within link_threshold of each other are isolated, and so one person by
@@ -217,7 +216,7 @@ def _exact_small(
     for members in np.split(order, np.flatnonzero(np.diff(comp[order])) + 1):
         if not len(members):
             continue
-        local = cluster_component(x[members], params, params.link_threshold, strangers=strangers)
+        local = cluster_component(x[members], params, params.link_threshold)
         for lab in np.unique(local[local >= 0]):
             group = members[local == lab]
             out[group] = group.min()
