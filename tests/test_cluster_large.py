@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import DBSCAN
 
+from faced.people import sparse
 from faced.people.cluster import cluster_faces
 from faced.people.exact import cluster_component
 from faced.people.sparse import cluster_large
@@ -89,3 +90,9 @@ def test_two_faces_alone_together_cluster_as_the_exact_rules_cluster_them() -> N
         large = cluster_large(x, distinct(len(x)), P)
         assert (exact[0] == exact[1] and exact[0] >= 0) == (large[0] == large[1] >= 0)
         assert large[0] == large[1] >= 0
+
+
+def test_distinct_values_are_those_of_numpys_unique() -> None:
+    rng = np.random.default_rng(0)
+    for values in (rng.integers(0, 50, 1000), rng.integers(0, 2**40, 1000), np.zeros(0, np.int64)):
+        assert np.array_equal(sparse._distinct(values), np.unique(values))
