@@ -255,9 +255,9 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     """The distinct values, sorted: np.unique by sorting. NumPy 2.3+ first builds a hash
     table for a plain np.unique call, which on millions of mostly distinct integers takes
     seconds where a sort takes a tenth of one (docs/decisions/performance.md)."""
-    if not len(values):
-        return values.copy()
-    ordered = np.sort(values)
+    ordered: np.ndarray = np.sort(values)
+    if not len(ordered):
+        return ordered
     keep = np.empty(len(ordered), dtype=bool)
     keep[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
