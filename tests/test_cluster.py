@@ -172,13 +172,17 @@ def assert_one_person(labels: np.ndarray, n: int) -> None:
     assert not set(labels[:n]) & set(labels[n:])
 
 
-def test_four_photos_of_one_person_in_a_small_library_become_a_person() -> None:
-    # Madonna in a family library: her four photos are 0.5-0.6 apart, above the pair bar, but
-    # nobody else in the library is anywhere near her.
+def four_photos_nobody_is_near() -> np.ndarray:
+    """Madonna in a family library: her four photos first, 0.5-0.6 apart (above the pair
+    bar), then three other people, nobody anywhere near her."""
     rng = np.random.default_rng(11)
     her = person(rng, 4, 0.55)
     others, _ = people(rng, [8, 6, 5])
-    x = np.concatenate([her, others])
+    return np.concatenate([her, others])
+
+
+def test_four_photos_of_one_person_in_a_small_library_become_a_person() -> None:
+    x = four_photos_nobody_is_near()
     assert_one_person(cluster_faces(x, distinct(len(x)), P), 4)
 
 

@@ -12,7 +12,7 @@ from faced.people.sparse import cluster_large
 from faced.tools.metrics import bcubed, pairwise
 
 from .synthetic import params, people, two_groups
-from .test_cluster import assert_one_person, person
+from .test_cluster import assert_one_person, four_photos_nobody_is_near
 
 P = params()
 
@@ -69,10 +69,7 @@ def test_a_library_too_large_for_the_tree_still_finds_a_person_nobody_is_near() 
     # The isolation rule in a large library: four photos of one person 0.5-0.6 apart, above
     # the pair bar, and nobody near her; her faces are a small component of the neighbour
     # graph, clustered by the exact path's rules.
-    rng = np.random.default_rng(11)
-    her = person(rng, 4, 0.55)
-    others, _ = people(rng, [8, 6, 5])
-    x = np.concatenate([her, others])
+    x = four_photos_nobody_is_near()
     assert_one_person(cluster_large(x, distinct(len(x)), P), 4)
 
 
