@@ -88,7 +88,8 @@ def encode_set(name: str, detector: Literal["hog", "yunet"] = "hog") -> FaceSet:
         with tempfile.TemporaryDirectory(prefix="faced-quality-") as tmp:
             root = Path(tmp)
             if not cache.exists():
-                DERIVED[name](root)
+                source, make = DERIVED[name]
+                make(FACES / source, root)
             return _encode(name, root, cache, detector)
     return _encode(name, FACES / name, cache, detector)
 
@@ -140,11 +141,10 @@ def _encode(name: str, root: Path, cache: Path, detector: Literal["hog", "yunet"
     return _labelled(root, *arrays, photos)
 
 
-def grey_portraits(out: Path) -> None:
+def grey_portraits(src: Path, out: Path) -> None:
     """A set like the classic grey portrait sets (40 people, 10 photos each, 92x112 grey):
-    the first 40 of `lfw_dev`'s people seen 10+ times, their first 10 photos, the face's
-    region cut from the middle of each (LFW centres its faces), made grey and small."""
-    src = FACES / "lfw_dev"
+    the first 40 of `lfw_dev`'s (`src`) people seen 10+ times, their first 10 photos, the
+    face's region cut from the middle of each (LFW centres its faces), made grey and small."""
     people = sorted(p.name for p in src.iterdir() if len(list(p.glob("*.jpg"))) >= GREY_PHOTOS)
     for person in people[:GREY_PEOPLE]:
         (out / person).mkdir(parents=True)
@@ -154,11 +154,14 @@ def grey_portraits(out: Path) -> None:
             grey.save(out / person / f"{photo.stem}.png")
 
 
-# Sets derived from the shared ones (made in a temporary folder when first encoded, never kept).
+# Sets derived from a shared one: name -> (the shared set, what makes it from that set's
+# folder into a temporary one, when first encoded; only the encodings are kept).
 GREY_PEOPLE, GREY_PHOTOS = 40, 10
 GREY_CROP = (60, 46, 190, 204)  # of LFW's 250x250: the head, in the portraits' proportions
 GREY_SIZE = (92, 112)
-DERIVED: dict[str, Callable[[Path], None]] = {"lfw_grey": grey_portraits}
+DERIVED: dict[str, tuple[str, Callable[[Path, Path], None]]] = {
+    "lfw_grey": ("lfw_dev", grey_portraits)
+}
 
 
 def _labelled(
@@ -272,24 +275,27 @@ def libraries(sets: dict[str, FaceSet], seed: int) -> Iterator[tuple[str, str, F
         yield "small, whole", "fixture_small", small
         for cut in (3, 4, 6):
             for draw in range(5):
-                keep = set()
-                for ps in by_person.values():
-                    ps_sorted = sorted(ps)
-                    keep |= set(rng.choice(ps_sorted, min(cut, len(ps)), replace=False).tolist())
+                keep = _cut(by_person, cut, rng)
                 yield f"small, {cut} per person", f"fixture_small/{cut} #{draw}", small.photos(keep)
     grey = sets.get("lfw_grey")
     if grey is not None:
         yield "grey portraits", "lfw_grey", grey
         by_person = _photos_by_label(grey)
         for draw in range(5):
-            keep = set()
-            for ps in by_person.values():
-                keep |= set(rng.choice(sorted(ps), 5, replace=False).tolist())
+            keep = _cut(by_person, 5, rng)
             yield "grey, 5 per person", f"lfw_grey/5 #{draw}", grey.photos(keep)
     if "fixture_extras" in sets:
         yield "groups and no faces", "fixture_extras", sets["fixture_extras"]
     if "jurassic_park_noisy" in sets:
         yield "web mess", "jurassic_park_noisy", sets["jurassic_park_noisy"]
+
+
+def _cut(by_person: dict[str, list[int]], cut: int, rng: np.random.Generator) -> set[int]:
+    """`cut` photos of each person drawn at random (all of a person's when fewer)."""
+    keep: set[int] = set()
+    for ps in by_person.values():
+        keep |= set(rng.choice(sorted(ps), min(cut, len(ps)), replace=False).tolist())
+    return keep
 
 
 def _photos_by_label(fs: FaceSet) -> dict[str, list[int]]:
@@ -422,8 +428,11 @@ def main() -> int:
     )
     args = ap.parse_args()
     names = ("lfw_dev", "fixture_small", "fixture_extras", "jurassic_park_noisy", "lfw_grey")
-    shared = {"lfw_grey": "lfw_dev"}
-    sets = {n: encode_set(n, args.detector) for n in names if (FACES / shared.get(n, n)).is_dir()}
+    sets = {
+        n: encode_set(n, args.detector)
+        for n in names
+        if (FACES / (DERIVED[n][0] if n in DERIVED else n)).is_dir()
+    }
     min_faces = ClusteringConfig().min_faces
     rows: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     every: list[dict[str, object]] = []
